@@ -1,0 +1,44 @@
+# Every command a developer or CI needs. Each target installs what it needs into .venv first.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP_DEV := $(VENV)/.installed-dev
+STAMP_LOCAL := $(VENV)/.installed-local
+
+.PHONY: test lint typecheck pytest demo local bench image-check clean
+
+$(BIN)/python:
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+
+$(STAMP_DEV): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[dev]'
+	touch $@ $(STAMP_LOCAL)
+
+$(STAMP_LOCAL): pyproject.toml | $(BIN)/python
+	$(BIN)/pip install --quiet -e '.[local]'
+	touch $@
+
+## test: lint, format check, strict typing and the whole test suite (what CI runs)
+test: lint typecheck pytest
+
+lint: $(STAMP_DEV)
+	$(BIN)/ruff check service tests bench
+	$(BIN)/ruff format --check service tests bench
+
+typecheck: $(STAMP_DEV)
+	$(BIN)/mypy --strict service
+
+pytest: $(STAMP_DEV)
+	$(BIN)/pytest
+
+## demo: the whole pipeline on an embedded local AWS stack (moto), start to finish
+demo: $(STAMP_LOCAL)
+	$(BIN)/photo-ingest demo
+
+## local: the embedded stack and the worker, long-running, for your own uploads
+local: $(STAMP_LOCAL)
+	$(BIN)/photo-ingest local
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info

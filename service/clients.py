@@ -1,0 +1,53 @@
+"""The AWS clients, built once per process and closed by the caller's `AsyncExitStack`.
+
+Region, credentials and endpoints come from the SDK's own chain (`AWS_REGION`, the ECS task role,
+`AWS_ENDPOINT_URL[_SQS|_DYNAMODB|_S3]`). Retries use botocore's `standard` mode unless `AWS_RETRY_MODE` says
+otherwise: `legacy`, botocore's default, does not retry DynamoDB's `RequestLimitExceeded`.
+"""
+
+from __future__ import annotations
+
+import os
+from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING, Any
+
+import aioboto3
+from aiobotocore.config import AioConfig
+
+if TYPE_CHECKING:
+    from types_aiobotocore_dynamodb import DynamoDBClient
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_sqs import SQSClient
+
+CONNECT_TIMEOUT_S = 5
+DYNAMODB_READ_TIMEOUT_S = 10
+LONG_POLL_MARGIN_S = 10  # a 20 s long poll needs a read timeout above 20 s
+
+
+def client_config(max_pool_connections: int, read_timeout_s: float) -> AioConfig:
+    retries: dict[str, Any] = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard"}
+    return AioConfig(
+        retries=retries,  # AWS_MAX_ATTEMPTS still applies: botocore reads it when this dict lacks it
+        connect_timeout=CONNECT_TIMEOUT_S,
+        read_timeout=read_timeout_s,
+        max_pool_connections=max_pool_connections,
+        tcp_keepalive=True,
+    )
+
+
+async def open_sqs(stack: AsyncExitStack, session: aioboto3.Session, pool: int, wait_s: int) -> SQSClient:
+    config = client_config(pool, wait_s + LONG_POLL_MARGIN_S)
+    client: SQSClient = await stack.enter_async_context(session.client("sqs", config=config))
+    return client
+
+
+async def open_dynamodb(stack: AsyncExitStack, session: aioboto3.Session, pool: int) -> DynamoDBClient:
+    config = client_config(pool, DYNAMODB_READ_TIMEOUT_S)
+    client: DynamoDBClient = await stack.enter_async_context(session.client("dynamodb", config=config))
+    return client
+
+
+async def open_s3(stack: AsyncExitStack, session: aioboto3.Session, pool: int) -> S3Client:
+    config = client_config(pool, DYNAMODB_READ_TIMEOUT_S)
+    client: S3Client = await stack.enter_async_context(session.client("s3", config=config))
+    return client

@@ -1,0 +1,109 @@
+"""One classification of failures. Every exception that reaches the worker maps to exactly one kind:
+
+    BaseException
+    ├── asyncio.CancelledError ............................. never caught: re-raised everywhere
+    └── Exception
+        ├── events.PoisonMessageError ...................... POISON      (not JSON, broken envelope)
+        ├── botocore ClientError, by error code / HTTP status
+        │   ├── throttling codes ........................... THROTTLED   (after the SDK's own retries)
+        │   ├── HTTP 5xx, InternalServerError .............. UNAVAILABLE
+        │   ├── ResourceNotFound, NonExistentQueue ......... MISSING     (table or queue absent)
+        │   ├── AccessDenied, bad or expired credentials ... FORBIDDEN
+        │   └── any other code (ValidationException, ...) .. REJECTED
+        ├── botocore BotoCoreError (connect, read timeout) . UNAVAILABLE
+        ├── TimeoutError, OSError .......................... UNAVAILABLE
+        └── anything else .................................. UNEXPECTED  (a bug: logged with its traceback)
+
+What each kind does to a message is the README's "Failure handling" table, enforced in `worker.py`:
+POISON is quarantined; every other kind leaves the message on the queue with a backoff. The kinds that
+describe the environment rather than one message (`pauses_intake`) also pause receiving, so an outage does
+not burn through the messages' receive counts.
+"""
+
+from __future__ import annotations
+
+import enum
+
+from botocore.exceptions import BotoCoreError, ClientError
+
+from service.events import PoisonMessageError
+
+
+class ErrorKind(enum.StrEnum):
+    POISON = "poison"
+    THROTTLED = "throttled"
+    UNAVAILABLE = "unavailable"
+    MISSING = "missing"
+    FORBIDDEN = "forbidden"
+    REJECTED = "rejected"
+    UNEXPECTED = "unexpected"
+
+
+_THROTTLING_CODES = frozenset(
+    {
+        "Throttling",
+        "ThrottlingException",
+        "ThrottledException",
+        "RequestThrottled",
+        "RequestThrottledException",
+        "TooManyRequestsException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "SlowDown",
+    }
+)
+_MISSING_CODES = frozenset(
+    {"ResourceNotFoundException", "QueueDoesNotExist", "AWS.SimpleQueueService.NonExistentQueue"}
+)
+_FORBIDDEN_CODES = frozenset(
+    {
+        "AccessDenied",
+        "AccessDeniedException",
+        "UnrecognizedClientException",
+        "InvalidClientTokenId",
+        "ExpiredToken",
+        "ExpiredTokenException",
+        "MissingAuthenticationToken",
+        "SignatureDoesNotMatch",
+        "KMS.AccessDeniedException",
+    }
+)
+_ENVIRONMENT = frozenset({ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE, ErrorKind.MISSING, ErrorKind.FORBIDDEN})
+
+
+def classify(exc: BaseException) -> ErrorKind:
+    """The one place that decides what an exception means."""
+    if isinstance(exc, PoisonMessageError):
+        return ErrorKind.POISON
+    if isinstance(exc, ClientError):
+        return _classify_client_error(exc)
+    if isinstance(exc, BotoCoreError | TimeoutError | OSError):
+        return ErrorKind.UNAVAILABLE
+    return ErrorKind.UNEXPECTED
+
+
+def error_code(exc: BaseException) -> str:
+    """The AWS error code, or the exception's class name."""
+    if isinstance(exc, ClientError):
+        return str(exc.response.get("Error", {}).get("Code", "Unknown"))
+    return type(exc).__name__
+
+
+def pauses_intake(kind: ErrorKind) -> bool:
+    """True for kinds that say the environment, not the message, is at fault."""
+    return kind in _ENVIRONMENT
+
+
+def _classify_client_error(exc: ClientError) -> ErrorKind:
+    error = exc.response.get("Error", {})
+    codes = {error.get("Code", ""), error.get("QueryErrorCode", "")}
+    status = int(exc.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0) or 0)
+    if codes & _THROTTLING_CODES:
+        return ErrorKind.THROTTLED
+    if codes & _MISSING_CODES:
+        return ErrorKind.MISSING
+    if codes & _FORBIDDEN_CODES or status == 403:
+        return ErrorKind.FORBIDDEN
+    if status >= 500 or codes & {"InternalServerError", "InternalFailure", "ServiceUnavailable"}:
+        return ErrorKind.UNAVAILABLE
+    return ErrorKind.REJECTED

@@ -1,0 +1,33 @@
+"""structlog set-up: one event per line, JSON in containers, colours on a terminal.
+
+Event names are dotted nouns (`photo.inserted`, `message.deleted`); values are fields. Per-message context
+(`messageId`, `receiveCount`) is bound through contextvars, which each asyncio task copies, so concurrent
+messages never see each other's fields.
+"""
+
+from __future__ import annotations
+
+import logging
+import sys
+from typing import Literal
+
+import structlog
+
+
+def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto") -> None:
+    use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
+    processors: list[structlog.typing.Processor] = [
+        structlog.contextvars.merge_contextvars,
+        structlog.processors.add_log_level,
+        structlog.processors.TimeStamper(fmt="iso", utc=True),
+    ]
+    if use_json:
+        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+    else:
+        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()))
+    structlog.configure(
+        processors=processors,
+        wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
+        logger_factory=structlog.PrintLoggerFactory(sys.stdout),
+        cache_logger_on_first_use=True,
+    )

@@ -1,0 +1,194 @@
+"""The SQS queue: receive, delete, change visibility and quarantine, through one long-lived client.
+
+Deletes and visibility changes requested in the same event-loop turn are coalesced into batch calls of at
+most 10 entries, which is most of SQS's cost per message. `DeleteMessageBatch` answers HTTP 200 even when
+entries fail, so the `Failed` list is read, logged, and retried once.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+if TYPE_CHECKING:
+    from types_aiobotocore_sqs import SQSClient
+    from types_aiobotocore_sqs.type_defs import BatchResultErrorEntryTypeDef, MessageTypeDef
+
+log = structlog.get_logger("service.queue")
+
+SQS_BATCH_MAX = 10
+QUARANTINE_ATTRIBUTE_PREFIX = "photo-ingest."
+
+
+@dataclass(slots=True, eq=False)
+class Message:
+    """One received SQS message; the receipt handle is valid for this receive only."""
+
+    message_id: str
+    receipt_handle: str
+    body: str
+    receive_count: int
+    sent_at_ms: int | None
+    received_at: float = field(default_factory=time.monotonic)
+
+
+def message_from_sqs(raw: MessageTypeDef) -> Message:
+    attributes = raw.get("Attributes", {})
+    sent = attributes.get("SentTimestamp")
+    return Message(
+        message_id=raw["MessageId"],
+        receipt_handle=raw["ReceiptHandle"],
+        body=raw.get("Body", ""),
+        receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
+        sent_at_ms=int(sent) if sent else None,
+    )
+
+
+Entry = tuple[Message, int]  # a message, and a visibility timeout in seconds (unused for deletes)
+
+
+class _Batcher:
+    """Coalesces single requests made in one event-loop turn into calls of at most 10 entries."""
+
+    def __init__(self, send: Callable[[list[Entry]], Awaitable[set[str]]]) -> None:
+        self._send = send
+        self._pending: list[tuple[Entry, asyncio.Future[bool]]] = []
+        self._tasks: set[asyncio.Task[None]] = set()
+
+    async def submit(self, message: Message, timeout_s: int = 0) -> bool:
+        """True once the entry succeeded; False if SQS refused it. Raises if the call itself failed."""
+        future: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self._pending.append(((message, timeout_s), future))
+        if len(self._pending) == 1:
+            asyncio.get_running_loop().call_soon(self._flush)
+        elif len(self._pending) >= SQS_BATCH_MAX:
+            self._flush()
+        return await future
+
+    def _flush(self) -> None:
+        while self._pending:
+            batch, self._pending = self._pending[:SQS_BATCH_MAX], self._pending[SQS_BATCH_MAX:]
+            task = asyncio.create_task(self._run(batch))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+    async def _run(self, batch: list[tuple[Entry, asyncio.Future[bool]]]) -> None:
+        try:
+            failed = await self._send([entry for entry, _ in batch])
+        except BaseException as exc:
+            for _, future in batch:
+                if not future.done():
+                    future.set_exception(exc)
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            return
+        for (message, _), future in batch:
+            if not future.done():
+                future.set_result(message.receipt_handle not in failed)
+
+
+class Queue:
+    """One SQS queue, and optionally the dead-letter queue that quarantined messages go to."""
+
+    def __init__(self, client: SQSClient, url: str, dead_letter_url: str | None = None) -> None:
+        self._client = client
+        self.url = url
+        self.dead_letter_url = dead_letter_url
+        self._deletes = _Batcher(self._delete_batch)
+        self._visibility = _Batcher(self._visibility_batch)
+
+    async def receive(self, max_messages: int, wait_s: int, visibility_s: int | None) -> list[Message]:
+        kwargs: dict[str, Any] = {"VisibilityTimeout": visibility_s} if visibility_s else {}
+        response = await self._client.receive_message(
+            QueueUrl=self.url,
+            MaxNumberOfMessages=max_messages,
+            WaitTimeSeconds=wait_s,
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            **kwargs,
+        )
+        return [message_from_sqs(raw) for raw in response.get("Messages", [])]  # absent when empty
+
+    async def visibility_timeout(self) -> int:
+        response = await self._client.get_queue_attributes(QueueUrl=self.url, AttributeNames=["VisibilityTimeout"])
+        return int(response["Attributes"]["VisibilityTimeout"])
+
+    async def delete(self, message: Message) -> bool:
+        return await self._deletes.submit(message)
+
+    async def change_visibility(self, message: Message, timeout_s: int) -> bool:
+        return await self._visibility.submit(message, timeout_s)
+
+    async def quarantine(self, message: Message, reason: str) -> bool:
+        """Send the body to the dead-letter queue with the reason, then delete the original."""
+        assert self.dead_letter_url, "quarantine needs DEAD_LETTER_QUEUE_URL"
+        await self._client.send_message(
+            QueueUrl=self.dead_letter_url,
+            MessageBody=message.body,
+            MessageAttributes=quarantine_attributes(message, reason),
+        )
+        return await self.delete(message)
+
+    async def _delete_batch(self, entries: Sequence[Entry]) -> set[str]:
+        async def call(batch: list[dict[str, Any]]) -> list[BatchResultErrorEntryTypeDef]:
+            response = await self._client.delete_message_batch(QueueUrl=self.url, Entries=batch)  # type: ignore[arg-type]
+            return response.get("Failed", [])
+
+        return await _with_one_retry("delete", entries, call, lambda m, _t: {"ReceiptHandle": m.receipt_handle})
+
+    async def _visibility_batch(self, entries: Sequence[Entry]) -> set[str]:
+        async def call(batch: list[dict[str, Any]]) -> list[BatchResultErrorEntryTypeDef]:
+            response = await self._client.change_message_visibility_batch(QueueUrl=self.url, Entries=batch)  # type: ignore[arg-type]
+            return response.get("Failed", [])
+
+        return await _with_one_retry(
+            "change_visibility",
+            entries,
+            call,
+            lambda m, t: {"ReceiptHandle": m.receipt_handle, "VisibilityTimeout": t},
+        )
+
+
+async def _with_one_retry(
+    operation: str,
+    entries: Sequence[Entry],
+    call: Callable[[list[dict[str, Any]]], Awaitable[list[BatchResultErrorEntryTypeDef]]],
+    shape: Callable[[Message, int], dict[str, Any]],
+) -> set[str]:
+    """Run a batch call; retry the entries listed in `Failed` once. Returns the failed receipt handles."""
+    todo = dict(enumerate(entries))
+    for attempt in (1, 2):
+        failed = await call([{"Id": str(i), **shape(m, t)} for i, (m, t) in todo.items()])
+        todo = {int(f["Id"]): todo[int(f["Id"])] for f in failed}
+        for entry in failed:
+            message = todo[int(entry["Id"])][0]
+            log.warning(
+                f"sqs.{operation}_entry_failed",
+                messageId=message.message_id,
+                code=entry.get("Code"),
+                senderFault=entry.get("SenderFault"),
+                attempt=attempt,
+            )
+        if not todo:
+            break
+    return {message.receipt_handle for message, _ in todo.values()}
+
+
+def quarantine_attributes(message: Message, reason: str) -> dict[str, Any]:
+    def text(value: str) -> dict[str, str]:
+        return {"DataType": "String", "StringValue": value}
+
+    return {
+        f"{QUARANTINE_ATTRIBUTE_PREFIX}reason": text(reason),
+        f"{QUARANTINE_ATTRIBUTE_PREFIX}source-message-id": text(message.message_id),
+        f"{QUARANTINE_ATTRIBUTE_PREFIX}receive-count": {
+            "DataType": "Number",
+            "StringValue": str(message.receive_count),
+        },
+        f"{QUARANTINE_ATTRIBUTE_PREFIX}quarantined-at": text(datetime.now(UTC).isoformat()),
+    }

@@ -1,0 +1,171 @@
+"""Fixtures: one moto server per test session (a real HTTP endpoint on 127.0.0.1), reset before each test.
+
+The worker reaches it exactly as it reaches AWS, through `AWS_ENDPOINT_URL`. Tests set up and inspect state
+with plain boto3; the product's own calls are never mocked.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import urllib.request
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import boto3
+import pytest
+from moto.moto_server.threaded_moto_server import ThreadedMotoServer
+
+from service.config import Settings
+
+EVENTS = Path(__file__).parent / "events"
+REGION = "us-east-1"
+BUCKET = "beetroot-raw"
+
+
+def event_body(name: str) -> str:
+    """The SQS body in `tests/events/<name>.json`, as it travels (compact JSON unless it is pretty already)."""
+    return (EVENTS / f"{name}.json").read_text()
+
+
+@pytest.fixture(scope="session")
+def moto_endpoint() -> Iterator[str]:
+    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+    server.start()
+    host, port = server.get_host_and_port()
+    endpoint = f"http://{host}:{port}"
+    saved = dict(os.environ)
+    os.environ.update(
+        {
+            "AWS_ENDPOINT_URL": endpoint,
+            "AWS_ACCESS_KEY_ID": "testing",
+            "AWS_SECRET_ACCESS_KEY": "testing",
+            "AWS_REGION": REGION,
+            "AWS_DEFAULT_REGION": REGION,
+        }
+    )
+    for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "QUEUE_URL", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"):
+        os.environ.pop(name, None)
+    yield endpoint
+    os.environ.clear()
+    os.environ.update(saved)
+    server.stop()
+
+
+@dataclass
+class Stack:
+    """What production has: a bucket, a queue with a dead-letter queue and redrive, and the Photos table."""
+
+    endpoint: str
+    sqs: Any
+    dynamodb: Any
+    s3: Any
+    queue_url: str
+    dlq_url: str
+    table: str = "Photos"
+
+    def settings(self, **overrides: Any) -> Settings:
+        values: dict[str, Any] = {
+            "queue_url": self.queue_url,
+            "photos_table": self.table,
+            "receive_wait_seconds": 1,
+            "visibility_timeout_seconds": 30,
+            "retry_backoff_base_seconds": 1,
+            "retry_backoff_max_seconds": 2,
+            "shutdown_timeout_seconds": 5,
+            "metrics_enabled": False,
+            "health_file": Path(f"/tmp/photo-ingest-test-{os.getpid()}.health"),
+        }
+        return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+    def send(self, *bodies: str) -> None:
+        for start in range(0, len(bodies), 10):
+            entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
+            response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
+            assert not response.get("Failed"), response
+
+    def items(self) -> dict[str, dict[str, Any]]:
+        """The whole table, by photoId, in plain Python values."""
+        pages = self.dynamodb.get_paginator("scan").paginate(TableName=self.table)
+        return {
+            item["photoId"]["S"]: {name: next(iter(value.values())) for name, value in item.items()}
+            for page in pages
+            for item in page["Items"]
+        }
+
+    def depth(self, url: str | None = None) -> int:
+        """Messages on a queue, visible or not."""
+        attributes = self.sqs.get_queue_attributes(
+            QueueUrl=url or self.queue_url,
+            AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
+        )["Attributes"]
+        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+
+    def create_table(self) -> None:
+        self.dynamodb.create_table(
+            TableName=self.table,
+            KeySchema=[{"AttributeName": "photoId", "KeyType": "HASH"}],
+            AttributeDefinitions=[{"AttributeName": "photoId", "AttributeType": "S"}],
+            BillingMode="PAY_PER_REQUEST",
+        )
+
+    def notify_queue_on_upload(self, prefix: str = "photos-raw/") -> None:
+        """S3 -> SQS notifications for every ObjectCreated event (moto delivers them like S3 does)."""
+        arn = self.sqs.get_queue_attributes(QueueUrl=self.queue_url, AttributeNames=["QueueArn"])["Attributes"][
+            "QueueArn"
+        ]
+        self.s3.put_bucket_notification_configuration(
+            Bucket=BUCKET,
+            NotificationConfiguration={
+                "QueueConfigurations": [{"QueueArn": arn, "Events": ["s3:ObjectCreated:*"]}],
+            },
+        )
+
+
+def reset_moto(endpoint: str) -> None:
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")  # noqa: S310
+    with urllib.request.urlopen(request, timeout=10) as response:  # noqa: S310 - our own loopback server
+        assert response.status == 200
+
+
+@pytest.fixture
+def stack(moto_endpoint: str) -> Stack:
+    reset_moto(moto_endpoint)
+    sqs = boto3.client("sqs", region_name=REGION)
+    dlq_url = sqs.create_queue(QueueName="photos-dlq")["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    queue_url = sqs.create_queue(
+        QueueName="photos",
+        Attributes={
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
+        },
+    )["QueueUrl"]
+    s3 = boto3.client("s3", region_name=REGION)
+    s3.create_bucket(Bucket=BUCKET)
+    built = Stack(moto_endpoint, sqs, boto3.client("dynamodb", region_name=REGION), s3, queue_url, dlq_url)
+    built.create_table()
+    return built
+
+
+async def eventually(condition: Callable[[], bool], timeout_s: float = 30.0, interval_s: float = 0.1) -> None:
+    """Wait until `condition()` (run in a thread: it may call boto3) is true, or fail after `timeout_s`."""
+    async with asyncio.timeout(timeout_s):
+        while not await asyncio.to_thread(condition):  # noqa: ASYNC110 - the state lives in another server
+            await asyncio.sleep(interval_s)
+
+
+async def run_until(settings: Settings, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
+    """Run the real worker until `condition()` holds, then stop it as SIGTERM would, and wait for it."""
+    from service.cli import run_worker
+
+    stop = asyncio.Event()
+    worker = asyncio.create_task(run_worker(settings, stop))
+    try:
+        await eventually(lambda: worker.done() or condition(), timeout_s)
+    finally:
+        stop.set()
+        await asyncio.wait_for(worker, settings.shutdown_timeout_seconds + 10)
