@@ -42,3 +42,11 @@ local: $(STAMP_LOCAL)
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache build *.egg-info
+
+## bench: throughput, CPU per message and memory against the naive port and the SDK floor
+bench: $(STAMP_DEV)
+	$(BIN)/python -m bench
+
+## image-check: build the real Dockerfile with buildah (no Docker engine needed) and test the image
+image-check: $(STAMP_DEV)
+	bash .ci/image-check

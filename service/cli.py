@@ -17,7 +17,7 @@ import aioboto3
 import structlog
 from pydantic import ValidationError
 
-from service import __version__, health
+from service import __version__, backfill, demo, health, preflight, redrive
 from service.clients import open_dynamodb, open_sqs
 from service.config import HealthSettings, Settings
 from service.logs import configure_logging
@@ -105,6 +105,8 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("health", help="exit 0 if the worker's heartbeat is fresh, 1 if not").set_defaults(
         handler=_cmd_health
     )
+    for module in (preflight, demo, backfill, redrive):  # each adds its own subcommands
+        module.register(commands)
     return parser
 
 
