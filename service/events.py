@@ -83,6 +83,8 @@ def _parse_document(doc: object, raw_prefix: str, *, inside_sns: bool) -> list[E
 
 
 def _from_notification_record(record: object, raw_prefix: str) -> Entry:
+    if not isinstance(record, dict):
+        raise PoisonMessageError("broken_structure", f"record is {type(record).__name__}")
     s3 = _object_field(record, "record", "s3")
     bucket = _string_field(_object_field(s3, "s3", "bucket"), "bucket", "name")
     obj = _object_field(s3, "s3", "object")

@@ -54,11 +54,12 @@ class Capacity:
             self._changed.set()
 
     async def reserve(self, want: int, stop: asyncio.Event, poll_s: float = 5.0) -> int:
-        """Up to `want` slots, waiting for at least one; 0 if `stop` is set first."""
-        while self._free <= 0 and not stop.is_set():
+        """Up to `want` slots, waiting up to `poll_s` for at least one; 0 if none came or `stop` is set,
+        so the poll loop gets a turn to beat its heartbeat while it waits."""
+        if self._free <= 0 and not stop.is_set():
             self._changed.clear()
             await wait_any(self._changed, stop, timeout_s=poll_s)
-        if stop.is_set():
+        if stop.is_set() or self._free <= 0:
             return 0
         slots = min(want, self._free)
         self._free -= slots
