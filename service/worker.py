@@ -10,58 +10,26 @@ message ends in exactly one disposition, decided from its records' outcomes by `
 from __future__ import annotations
 
 import asyncio
-import enum
-import math
 import time
-from collections.abc import Iterable
-from dataclasses import dataclass
 from datetime import UTC, datetime
 
 import structlog
 
 from service.config import Settings
+from service.disposal import Disposal
 from service.errors import ErrorKind, classify, error_code, pauses_intake
 from service.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
 from service.health import Heartbeat
+from service.inflight import InFlight
 from service.metrics import Metrics, MetricsEmitter
-from service.pacing import Capacity, IntakeGate, backoff_delay
+from service.outcomes import Disposition, Outcome, decide
+from service.pacing import Capacity, IntakeGate
 from service.queue import Message, Queue
 from service.store import PhotoStore, PutOutcome, build_item
 
 log = structlog.get_logger("service.worker")
 
 INTAKE_BACKOFF_CAP_S = 30.0
-RELEASE_TIMEOUT_S = 5.0
-
-
-class Outcome(enum.StrEnum):
-    INSERTED = "inserted"
-    DUPLICATE = "duplicate"
-    CONFLICT = "conflict"
-    SKIPPED = "skipped"
-    FAILED = "failed"
-
-
-class Disposition(enum.StrEnum):
-    DELETE = "delete"
-    RELEASE = "release"
-    QUARANTINE = "quarantine"
-
-
-def decide(outcomes: Iterable[Outcome]) -> Disposition:
-    """Delete only when every record is settled; retry before quarantining; never drop a conflict."""
-    seen = set(outcomes)
-    if Outcome.FAILED in seen:
-        return Disposition.RELEASE
-    if Outcome.CONFLICT in seen:
-        return Disposition.QUARANTINE
-    return Disposition.DELETE
-
-
-@dataclass(slots=True)
-class _Flight:
-    slots: int
-    visible_until: float
 
 
 class Worker:
@@ -73,8 +41,10 @@ class Worker:
         self._capacity = Capacity(settings.max_in_flight_records)
         self._intake = IntakeGate(settings.retry_backoff_base_seconds / 2, INTAKE_BACKOFF_CAP_S)
         self._heartbeat = Heartbeat(settings.health_file)
-        self._visibility_s = settings.visibility_timeout_seconds
-        self._in_flight: dict[Message, _Flight] = {}
+        self._in_flight = InFlight(
+            queue, self._capacity, settings.visibility_timeout_seconds, settings.visibility_extension_max_seconds
+        )
+        self._disposal = Disposal(settings, queue, metrics)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property
@@ -91,7 +61,7 @@ class Worker:
             lambda: self.in_flight_records,
         )
         async with asyncio.TaskGroup() as work:
-            helpers = [work.create_task(self._keep_visible())]
+            helpers = [work.create_task(self._in_flight.keep_visible())]
             if self._settings.metrics_enabled:
                 helpers.append(work.create_task(self._report(emitter)))
             async with asyncio.TaskGroup() as pollers:
@@ -100,7 +70,7 @@ class Worker:
             await self._drain()
             for helper in helpers:
                 helper.cancel()
-        await self._release_unfinished()
+        await self._in_flight.release_all()
         if self._settings.metrics_enabled:
             emitter.flush()
         self._heartbeat.beat(force=True)
@@ -123,15 +93,15 @@ class Worker:
             self._intake.succeeded("receive")
             self._capacity.release(slots - len(messages))
             for message in messages:
-                self._in_flight[message] = _Flight(1, message.received_at + (self._visibility_s or 0))
+                self._in_flight.add(message)
                 task = work.create_task(self._handle(message))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
 
     async def _receive(self, slots: int, stop: asyncio.Event) -> list[Message]:
         """One long poll, cancelled at once if `stop` is set."""
-        if self._visibility_s is None:
-            self._visibility_s = await self._queue.visibility_timeout()
+        if self._in_flight.visibility_s is None:
+            self._in_flight.visibility_s = await self._queue.visibility_timeout()
         receive = asyncio.ensure_future(
             self._queue.receive(slots, self._settings.receive_wait_seconds, self._settings.visibility_timeout_seconds)
         )
@@ -167,31 +137,28 @@ class Worker:
             await self._process(message)
         except Exception:  # a bug, not an AWS failure: keep the message and keep the worker running
             log.exception("message.unexpected_error")
-            await self._dispose(message, Disposition.RELEASE, "unexpected_error")
+            await self._disposal.apply(message, Disposition.RELEASE, "unexpected_error")
         except asyncio.CancelledError:
             cancelled = True  # left in `_in_flight`, so shutdown releases it
             raise
         finally:
             if not cancelled:
-                self._capacity.release(self._in_flight.pop(message).slots)
+                self._in_flight.done(message)
 
     async def _process(self, message: Message) -> None:
         try:
             entries = parse_body(message.body, self._settings.raw_prefix)
-        except PoisonMessageError as exc:
-            log.error("message.poison", reason=exc.reason, error=str(exc))
-            await self._dispose(message, Disposition.QUARANTINE, exc.reason)
+        except PoisonMessageError as exc:  # logged once, by the quarantine line
+            await self._disposal.apply(message, Disposition.QUARANTINE, exc.reason, detail=str(exc))
             return
-        if len(entries) > 1:
-            self._capacity.take(len(entries) - 1)
-            self._in_flight[message].slots = len(entries)
+        self._in_flight.hold(message, len(entries))
         if len(entries) == 1:
             outcomes = [await self._settle(entries[0])]
         else:
             outcomes = await asyncio.gather(*(self._settle(entry) for entry in entries))
         disposition = decide(outcomes)
         reason = "conflict" if disposition is Disposition.QUARANTINE else "record_failed"
-        await self._dispose(message, disposition, reason)
+        await self._disposal.apply(message, disposition, reason)
 
     async def _settle(self, entry: ObjectRecord | SkippedRecord) -> Outcome:
         if isinstance(entry, SkippedRecord):
@@ -242,74 +209,6 @@ class Worker:
         )
         return Outcome.FAILED
 
-    async def _dispose(self, message: Message, disposition: Disposition, reason: str) -> None:
-        try:
-            if disposition is Disposition.DELETE:
-                await self._delete(message)
-            elif disposition is Disposition.QUARANTINE:
-                await self._quarantine(message, reason)
-            else:
-                await self._release(message, reason)
-        except Exception as exc:  # noqa: BLE001 - the message reappears when its visibility timeout ends
-            log.error(
-                "message.disposition_failed",
-                disposition=disposition,
-                kind=classify(exc),
-                code=error_code(exc),
-                error=str(exc),
-            )
-
-    async def _delete(self, message: Message) -> None:
-        if await self._queue.delete(message):
-            self._metrics.messages["deleted"] += 1
-            log.info("message.deleted")
-        else:
-            self._metrics.messages["delete_failed"] += 1
-            log.warning("message.delete_failed", note="it will be delivered again; the put is idempotent")
-
-    async def _quarantine(self, message: Message, reason: str) -> None:
-        if self._queue.dead_letter_url:
-            await self._queue.quarantine(message, reason)
-            destination = self._queue.dead_letter_url
-        else:
-            await self._release(message, reason, log_it=False)
-            destination = "left on the queue for its redrive policy"
-        self._metrics.messages["quarantined"] += 1
-        log.error("message.quarantined", reason=reason, destination=destination)
-
-    async def _release(self, message: Message, reason: str, *, log_it: bool = True) -> None:
-        settings = self._settings
-        delay = backoff_delay(
-            message.receive_count, settings.retry_backoff_base_seconds, settings.retry_backoff_max_seconds
-        )
-        await self._queue.change_visibility(message, math.ceil(delay))
-        self._metrics.messages["released"] += 1
-        if log_it:
-            log.warning("message.released", reason=reason, retryInSeconds=math.ceil(delay))
-
-    async def _keep_visible(self) -> None:
-        """Extend messages whose visibility is more than half spent, so a slow table never causes a second,
-        concurrent processing; stop extending once a message has been held VISIBILITY_EXTENSION_MAX_SECONDS."""
-        while True:
-            visibility_s = self._visibility_s or 30
-            await asyncio.sleep(max(0.5, min(visibility_s / 4, 10.0)))
-            now = time.monotonic()
-            due = [
-                (message, flight)
-                for message, flight in self._in_flight.items()
-                if flight.visible_until - now < visibility_s / 2
-                and now - message.received_at + visibility_s <= self._settings.visibility_extension_max_seconds
-            ]
-            results = await asyncio.gather(
-                *(self._queue.change_visibility(message, visibility_s) for message, _ in due),
-                return_exceptions=True,
-            )
-            for (message, flight), extended in zip(due, results, strict=True):
-                if extended is True:
-                    flight.visible_until = now + visibility_s
-                else:
-                    log.warning("message.extend_failed", messageId=message.message_id, error=str(extended))
-
     async def _report(self, emitter: MetricsEmitter) -> None:
         while True:
             await asyncio.sleep(self._settings.metrics_interval_seconds)
@@ -323,16 +222,3 @@ class Worker:
         _, unfinished = await asyncio.wait(set(self._tasks), timeout=self._settings.shutdown_timeout_seconds)
         for task in unfinished:
             task.cancel()
-
-    async def _release_unfinished(self) -> None:
-        """Make every message whose work was cut short visible again at once, for another replica."""
-        if not self._in_flight:
-            return
-        messages = list(self._in_flight)
-        self._in_flight.clear()
-        try:
-            async with asyncio.timeout(RELEASE_TIMEOUT_S):
-                await asyncio.gather(*(self._queue.change_visibility(m, 0) for m in messages), return_exceptions=True)
-        except TimeoutError:
-            log.warning("worker.release_timed_out", note="they reappear when their visibility timeout ends")
-        log.warning("worker.released_unfinished", messages=len(messages))

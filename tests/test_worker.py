@@ -18,9 +18,10 @@ from service.clients import open_dynamodb, open_sqs
 from service.config import Settings
 from service.ids import photo_id
 from service.metrics import Metrics
+from service.outcomes import Disposition, Outcome, decide
 from service.queue import Queue
 from service.store import PhotoStore, PutOutcome
-from service.worker import Disposition, Outcome, Worker, decide
+from service.worker import Worker
 from tests.conftest import BUCKET, Stack, event_body, eventually, run_until
 
 
