@@ -13,12 +13,12 @@ from collections.abc import Callable
 from contextlib import AsyncExitStack
 from typing import Any, TypeVar
 
-import aioboto3
 import structlog
+from botocore.exceptions import NoRegionError
 from pydantic import ValidationError
 
 from service import __version__, backfill, demo, health, preflight, redrive
-from service.clients import open_dynamodb, open_sqs
+from service.clients import make_session, open_dynamodb, open_sqs
 from service.config import HealthSettings, Settings
 from service.logs import configure_logging
 from service.metrics import Metrics
@@ -63,7 +63,7 @@ def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
 async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
     """The production path, also used by `demo` and `local`: one SQS and one DynamoDB client for the
     process's lifetime, with connection pools sized to the in-flight limit."""
-    session = aioboto3.Session()
+    session = make_session()
     async with AsyncExitStack() as stack:
         sqs_pool = settings.pollers + settings.max_in_flight_records // 5 + 4  # receives + batch calls
         sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
@@ -117,6 +117,9 @@ def main(argv: list[str] | None = None) -> int:
         return handler(args)
     except ConfigurationError as exc:
         print(f"photo-ingest: configuration error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except NoRegionError:
+        print("photo-ingest: configuration error: AWS_REGION: no AWS region is configured", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
         return EXIT_OK

@@ -24,6 +24,12 @@ DYNAMODB_READ_TIMEOUT_S = 10
 LONG_POLL_MARGIN_S = 10  # a 20 s long poll needs a read timeout above 20 s
 
 
+def make_session() -> aioboto3.Session:
+    """The SDK's credential and region chain, plus `AWS_REGION`, which botocore 1.40 itself ignores
+    (it reads only `AWS_DEFAULT_REGION`); ECS sets both."""
+    return aioboto3.Session(region_name=os.environ.get("AWS_REGION") or None)
+
+
 def client_config(max_pool_connections: int, read_timeout_s: float) -> AioConfig:
     retries: dict[str, Any] = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard"}
     return AioConfig(

@@ -74,3 +74,20 @@ def test_version_and_module_entry_point() -> None:
     result = run_cli({}, "--version")
     assert result.returncode == 0
     assert result.stdout.startswith("photo-ingest ")
+
+
+def test_aws_region_is_honoured_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
+    """`AWS_REGION` alone sets the region (botocore 1.40 reads only AWS_DEFAULT_REGION by itself)."""
+    from service.clients import make_session
+
+    monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
+    monkeypatch.setenv("AWS_REGION", "eu-west-3")
+    assert make_session().region_name == "eu-west-3"
+
+
+def test_no_region_at_all_is_a_configuration_error() -> None:
+    """Without any region the worker exits 2 with a line naming AWS_REGION, not a traceback."""
+    result = run_cli({"QUEUE_URL": "https://sqs.example/1/q", "AWS_REGION": ""}, "run")
+    assert result.returncode == 2, result.stderr
+    assert "AWS_REGION" in result.stderr
+    assert "Traceback" not in result.stderr
