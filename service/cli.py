@@ -56,7 +56,7 @@ def install_stop_handlers(stop: asyncio.Event) -> None:
 
 def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
     if not stop.is_set():
-        structlog.get_logger("service.cli").info("worker.stop_requested", signal=sig.name)
+        structlog.get_logger("service.cli").info("process.stop_requested", signal=sig.name)
     stop.set()
 
 

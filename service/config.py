@@ -12,6 +12,8 @@ from typing import Literal
 from pydantic import Field, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from service.metrics import emf_problems
+
 SQS_MAX_VISIBILITY_SECONDS = 43_200  # 12 h, the SQS hard limit
 
 
@@ -25,12 +27,19 @@ class HealthSettings(BaseSettings):
     unhealthy_after_failing_seconds: float = Field(300.0, gt=0)
 
 
-class Settings(HealthSettings):
+class TableSettings(HealthSettings):
+    """What every command that writes Photos items shares: the table, the prefix, and logging."""
+
+    photos_table: str = Field("Photos", min_length=3, max_length=255)
+    raw_prefix: str = "photos-raw/"
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+    log_format: Literal["auto", "json", "console"] = "auto"
+
+
+class Settings(TableSettings):
     """The worker's settings. Construct once in the CLI and pass it in; tests build `Settings(...)`."""
 
     queue_url: str = Field(min_length=1)
-    photos_table: str = Field("Photos", min_length=3, max_length=255)
-    raw_prefix: str = "photos-raw/"
     dead_letter_queue_url: str | None = None
 
     pollers: int = Field(2, ge=1, le=64)
@@ -43,9 +52,6 @@ class Settings(HealthSettings):
     retry_backoff_max_seconds: float = Field(300.0, gt=0, le=SQS_MAX_VISIBILITY_SECONDS)
     shutdown_timeout_seconds: float = Field(20.0, gt=0, le=115)
 
-    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
-    log_format: Literal["auto", "json", "console"] = "auto"
-
     metrics_enabled: bool = True
     metrics_interval_seconds: float = Field(60.0, gt=0)
     metrics_namespace: str = Field("PhotoIngest", min_length=1, max_length=255)
@@ -55,6 +61,13 @@ class Settings(HealthSettings):
     def _backoff_is_ordered(self) -> Settings:
         if self.retry_backoff_base_seconds > self.retry_backoff_max_seconds:
             raise ValueError("RETRY_BACKOFF_BASE_SECONDS must not exceed RETRY_BACKOFF_MAX_SECONDS")
+        return self
+
+    @model_validator(mode="after")
+    def _metrics_are_acceptable_to_cloudwatch(self) -> Settings:
+        problems = emf_problems(self.metrics_namespace, self.metrics_dimensions) if self.metrics_enabled else []
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
     def public_view(self) -> dict[str, object]:

@@ -58,17 +58,19 @@ class Disposal:
                 log.warning("message.delete_failed", note="quarantined, but the original will be delivered again")
             destination = self._queue.dead_letter_url
         else:
-            await self._release(message, reason, log_it=False)
+            await self._release(message, reason, quarantining=True)
             destination = "left on the queue for its redrive policy"
         self._metrics.messages["quarantined"] += 1
         log.error("message.quarantined", reason=reason, detail=detail or None, destination=destination)
 
-    async def _release(self, message: Message, reason: str, *, log_it: bool = True) -> None:
+    async def _release(self, message: Message, reason: str, *, quarantining: bool = False) -> None:
+        """Visible again after a backoff; a quarantine without a dead-letter queue is counted and logged
+        as a quarantine only."""
         settings = self._settings
         delay = backoff_delay(
             message.receive_count, settings.retry_backoff_base_seconds, settings.retry_backoff_max_seconds
         )
         await self._queue.change_visibility(message, math.ceil(delay))
-        self._metrics.messages["released"] += 1
-        if log_it:
+        if not quarantining:
+            self._metrics.messages["released"] += 1
             log.warning("message.released", reason=reason, retryInSeconds=math.ceil(delay))

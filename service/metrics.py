@@ -1,12 +1,25 @@
 """Counters and timings, flushed every interval as one CloudWatch Embedded Metric Format (EMF) line.
 
-EMF lines are plain JSON on stdout: the awslogs driver ships them, and CloudWatch turns them into metrics
+EMF lines are plain JSON on stdout: the awslogs driver ships them, and CloudWatch Logs turns them into metrics
 with no agent and no PutMetricData permission. The same numbers go into a `metrics.summary` log line.
+
+One line per interval, per the EMF specification:
+
+    {"_aws": {"Timestamp": <ms since epoch>,
+              "CloudWatchMetrics": [{"Namespace": ..., "Dimensions": [[<dimension names>]],
+                                     "Metrics": [{"Name": ..., "Unit": ...}, ...]}]},
+     "<dimension name>": "<value>", ..., "<metric name>": <number>, ...}
+
+Counters are always present (0 when nothing happened, so alarms see data). A timing with no sample in the
+interval (no put, no message) is left out of both the declaration and the line: a latency of 0 would be a lie.
 """
 
 from __future__ import annotations
 
 import json
+import math
+import random
+import re
 import sys
 import time
 from collections import Counter
@@ -19,23 +32,56 @@ log = structlog.get_logger("service.metrics")
 
 RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "failed")
 MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "delete_failed")
-_SAMPLE_CAP = 50_000  # per series per interval; bounds memory at any rate
-
-_UNITS = {
-    "Milliseconds": ("PutLatencyP50", "PutLatencyP99"),
-    "Seconds": ("MessageAgeP50", "MessageAgeMax", "EndToEndLagMax"),
-}
+SAMPLE_CAP = 10_000  # per series per interval: a uniform sample bounds memory and sorting at any rate
 
 
 def _camel(name: str) -> str:
     return "".join(part.capitalize() for part in name.split("_"))
 
 
+METRIC_UNITS: dict[str, str] = (
+    {f"Records{_camel(outcome)}": "Count" for outcome in RECORD_OUTCOMES}
+    | {f"Messages{_camel(event)}": "Count" for event in MESSAGE_EVENTS}
+    | {
+        "PutLatencyP50": "Milliseconds",
+        "PutLatencyP99": "Milliseconds",
+        "MessageAgeP50": "Seconds",
+        "MessageAgeMax": "Seconds",
+        "EndToEndLagMax": "Seconds",
+        "InFlightRecords": "Count",
+    }
+)
+_NAMESPACE = re.compile(r"[A-Za-z0-9._#:/-]{1,255}")  # what CloudWatch accepts as a namespace
+_MAX_DIMENSIONS = 30
+
+
 def percentile(samples: list[float], fraction: float) -> float:
+    """Nearest-rank percentile: the smallest sample with at least `fraction` of the samples at or below it."""
     if not samples:
         return 0.0
     ordered = sorted(samples)
-    return ordered[min(len(ordered) - 1, int(fraction * len(ordered)))]
+    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
+
+
+class Samples(list[float]):
+    """One interval's values of one series: a uniform sample of at most `cap` (reservoir sampling, so a busy
+    interval's percentiles cover all of it, not its first seconds) and the exact maximum of all of them."""
+
+    def __init__(self, cap: int = SAMPLE_CAP) -> None:
+        super().__init__()
+        self.cap = cap
+        self.seen = 0
+        self.peak = -math.inf
+
+    def add(self, value: float) -> None:
+        if not math.isfinite(value):
+            return
+        self.seen += 1
+        self.peak = max(self.peak, value)
+        if len(self) < self.cap:
+            self.append(value)
+        elif (slot := random.randrange(self.seen)) < self.cap:
+            self[slot] = value
 
 
 class Metrics:
@@ -47,32 +93,48 @@ class Metrics:
     def _reset(self) -> None:
         self.records: Counter[str] = Counter()
         self.messages: Counter[str] = Counter()
-        self.put_latency_ms: list[float] = []
-        self.message_age_s: list[float] = []
-        self.lag_s: list[float] = []
+        self.put_latency_ms = Samples()
+        self.message_age_s = Samples()
+        self.lag_s = Samples()
 
-    def sample(self, series: list[float], value: float) -> None:
-        if len(series) < _SAMPLE_CAP:
-            series.append(value)
+    def sample(self, series: Samples, value: float) -> None:
+        series.add(value)
 
     def snapshot(self, in_flight: int) -> dict[str, float]:
         """Every figure of the interval, by metric name; resets the interval."""
         figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in RECORD_OUTCOMES}
         figures |= {f"Messages{_camel(e)}": self.messages[e] for e in MESSAGE_EVENTS}
-        figures |= {
-            "PutLatencyP50": percentile(self.put_latency_ms, 0.50),
-            "PutLatencyP99": percentile(self.put_latency_ms, 0.99),
-            "MessageAgeP50": percentile(self.message_age_s, 0.50),
-            "MessageAgeMax": max(self.message_age_s, default=0.0),
-            "EndToEndLagMax": max(self.lag_s, default=0.0),
-            "InFlightRecords": in_flight,
-        }
+        if self.put_latency_ms:
+            figures["PutLatencyP50"] = round(percentile(self.put_latency_ms, 0.50), 3)
+            figures["PutLatencyP99"] = round(percentile(self.put_latency_ms, 0.99), 3)
+        if self.message_age_s:
+            figures["MessageAgeP50"] = round(percentile(self.message_age_s, 0.50), 3)
+            figures["MessageAgeMax"] = round(self.message_age_s.peak, 3)
+        if self.lag_s:
+            figures["EndToEndLagMax"] = round(self.lag_s.peak, 3)
+        figures["InFlightRecords"] = in_flight
         self._reset()
         return figures
 
 
+def emf_problems(namespace: str, dimensions: Mapping[str, str]) -> list[str]:
+    """What CloudWatch would reject in these settings; empty when they are valid."""
+    problems = []
+    if not _NAMESPACE.fullmatch(namespace):
+        problems.append(f"METRICS_NAMESPACE {namespace!r} must be 1-255 of [A-Za-z0-9._#:/-]")
+    if len(dimensions) > _MAX_DIMENSIONS:
+        problems.append(f"METRICS_DIMENSIONS has {len(dimensions)} dimensions; CloudWatch allows {_MAX_DIMENSIONS}")
+    for name, value in dimensions.items():
+        if name in METRIC_UNITS or name == "_aws" or name.startswith(":"):
+            problems.append(f"METRICS_DIMENSIONS name {name!r} is reserved")
+        for text, limit in ((name, 250), (value, 1024)):
+            if not text.strip() or not text.isascii() or len(text) > limit:
+                problems.append(f"METRICS_DIMENSIONS {text!r} must be 1-{limit} ASCII characters, not all blank")
+    return problems
+
+
 def emf_line(figures: Mapping[str, float], namespace: str, dimensions: Mapping[str, str]) -> str:
-    unit_of = {name: unit for unit, names in _UNITS.items() for name in names}
+    """One EMF document on one line: every metric is declared in `Metrics` and present at the top level."""
     document: dict[str, object] = {
         "_aws": {
             "Timestamp": int(time.time() * 1000),
@@ -80,18 +142,19 @@ def emf_line(figures: Mapping[str, float], namespace: str, dimensions: Mapping[s
                 {
                     "Namespace": namespace,
                     "Dimensions": [sorted(dimensions)],
-                    "Metrics": [{"Name": n, "Unit": unit_of.get(n, "Count")} for n in figures],
+                    "Metrics": [{"Name": name, "Unit": METRIC_UNITS[name]} for name in figures],
                 }
             ],
         },
         **dimensions,
         **figures,
     }
-    return json.dumps(document, separators=(",", ":"))
+    return json.dumps(document, separators=(",", ":"), allow_nan=False)
 
 
 class MetricsEmitter:
-    """Writes one EMF line and one summary log line per flush."""
+    """Writes one EMF line and one summary log line per flush. Settings CloudWatch would reject turn the EMF
+    line off (logged once), never the worker."""
 
     def __init__(
         self,
@@ -106,11 +169,17 @@ class MetricsEmitter:
         self._dimensions = dict(dimensions)
         self._in_flight = in_flight
         self._out = out
+        self._problems = emf_problems(namespace, self._dimensions)
+        self._reported = False
 
     def flush(self) -> dict[str, float]:
         figures = self._metrics.snapshot(self._in_flight())
-        out = self._out or sys.stdout
-        out.write(emf_line(figures, self._namespace, self._dimensions) + "\n")
-        out.flush()
+        if not self._problems:
+            out = self._out or sys.stdout
+            out.write(emf_line(figures, self._namespace, self._dimensions) + "\n")
+            out.flush()
+        elif not self._reported:
+            log.error("metrics.emf_disabled", problems=self._problems)
+            self._reported = True
         log.info("metrics.summary", **figures)
         return figures

@@ -91,3 +91,10 @@ def test_no_region_at_all_is_a_configuration_error() -> None:
     assert result.returncode == 2, result.stderr
     assert "AWS_REGION" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_metric_settings_cloudwatch_would_reject_are_refused_at_start() -> None:
+    """A namespace or dimension CloudWatch rejects stops the worker at start, naming the variable."""
+    result = run_cli({"QUEUE_URL": "q", "METRICS_NAMESPACE": "bad namespace!"}, "run")
+    assert result.returncode == 2
+    assert "METRICS_NAMESPACE" in result.stderr

@@ -64,7 +64,7 @@ async def test_sigterm_while_idle_exits_0_within_about_2_seconds(stack: Stack, t
     events = {entry["event"]: entry["timestamp"] for entry in log_events(tmp_path)}
     assert list(events)[-1] == "worker.stopped"
     stopping = datetime.fromisoformat(str(events["worker.stopped"])) - datetime.fromisoformat(
-        str(events["worker.stop_requested"])
+        str(events["process.stop_requested"])
     )
     assert stopping.total_seconds() < 0.5
 
