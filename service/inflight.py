@@ -70,7 +70,7 @@ class InFlight:
             for (message, flight), extended in zip(due, results, strict=True):
                 if extended is True:
                     flight.visible_until = now + visibility_s
-                else:
+                elif message in self._flights:  # refused for a message just deleted is no news
                     log.warning("message.extend_failed", messageId=message.message_id, error=str(extended))
 
     async def release_all(self) -> None:

@@ -65,8 +65,8 @@ class Worker:
             if self._settings.metrics_enabled:
                 helpers.append(work.create_task(self._report(emitter)))
             async with asyncio.TaskGroup() as pollers:
-                for _ in range(self._settings.pollers):
-                    pollers.create_task(self._poll(stop, work))
+                for index in range(self._settings.pollers):
+                    pollers.create_task(self._poll(index, stop, work))
             await self._drain()
             for helper in helpers:
                 helper.cancel()
@@ -76,12 +76,15 @@ class Worker:
         self._heartbeat.beat(force=True)
         log.info("worker.stopped")
 
-    async def _poll(self, stop: asyncio.Event, work: asyncio.TaskGroup) -> None:
+    async def _poll(self, index: int, stop: asyncio.Event, work: asyncio.TaskGroup) -> None:
         while not stop.is_set():
             self._heartbeat.beat()
             await self._intake.wait_open(stop)
-            want = 1 if self._intake.degraded else self._settings.receive_batch_size
-            slots = await self._capacity.reserve(want, stop)
+            probing = self._intake.degraded  # an outage: the first poller probes with one message, others wait
+            if probing and index:
+                await self._intake.wait_recovered(stop)
+                continue
+            slots = await self._capacity.reserve(1 if probing else self._settings.receive_batch_size, stop)
             if not slots:
                 continue
             try:
@@ -92,11 +95,18 @@ class Worker:
                 continue
             self._intake.succeeded("receive")
             self._capacity.release(slots - len(messages))
-            for message in messages:
-                self._in_flight.add(message)
-                task = work.create_task(self._handle(message))
-                self._tasks.add(task)
-                task.add_done_callback(self._tasks.discard)
+            started = [self._start(message, work) for message in messages]
+            if probing and started:  # the probe's outcome decides whether the outage is over
+                stopped = asyncio.ensure_future(stop.wait())
+                await asyncio.wait({*started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+                stopped.cancel()
+
+    def _start(self, message: Message, work: asyncio.TaskGroup) -> asyncio.Task[None]:
+        self._in_flight.add(message)
+        task = work.create_task(self._handle(message))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+        return task
 
     async def _receive(self, slots: int, stop: asyncio.Event) -> list[Message]:
         """One long poll, cancelled at once if `stop` is set."""
@@ -124,6 +134,7 @@ class Worker:
             code=error_code(exc),
             error=str(exc),
             retryInSeconds=round(delay, 2),
+            pause=self._intake.failures("receive"),
             exc_info=kind is ErrorKind.UNEXPECTED,
         )
 

@@ -73,3 +73,22 @@ def test_the_gate_stays_degraded_while_any_source_fails() -> None:
     gate.failed("receive")
     gate.succeeded("receive")
     assert gate.degraded
+
+
+async def test_a_success_wakes_pollers_already_paused() -> None:
+    """The first success ends the pause for every poller at once, not when each one's sleep runs out."""
+    gate, stop = IntakeGate(base_s=20, cap_s=30), asyncio.Event()
+    gate.failed("put")
+    waiting = asyncio.create_task(gate.wait_open(stop))
+    await asyncio.sleep(0.01)
+    assert not waiting.done()
+    gate.succeeded("put")
+    await asyncio.wait_for(waiting, 1)
+
+
+def test_a_burst_of_failures_counts_as_one_pause() -> None:
+    """Ten puts of one batch failing together do not push the pause ten steps up."""
+    gate = IntakeGate(base_s=2, cap_s=300)
+    first = gate.failed("put")
+    for _ in range(9):
+        assert gate.failed("put") <= first
