@@ -1,0 +1,73 @@
+# photo-ingest: the production image.
+#
+# Two stages. The builder makes the project's wheel and a virtual environment holding it and its runtime
+# dependencies at the exact versions of config/constraints.txt. The runtime stage copies only that environment
+# onto the slim Python base: no compiler, no build tools, no pip inside the environment.
+#
+#   docker build -t photo-ingest .
+#   docker run --rm --read-only --tmpfs /tmp --env-file config/example.env photo-ingest          # the worker
+#   docker run --rm --read-only --tmpfs /tmp --env-file config/example.env photo-ingest check    # preflight
+#
+# `python -m venv` and `python -m pip` are used rather than a system `pip install`, so the same file builds on
+# the official image and on a Debian base whose system Python is externally managed (`make image-check`).
+
+FROM python:3.11-slim-bookworm AS builder
+
+ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
+    PIP_NO_CACHE_DIR=1 \
+    PYTHONDONTWRITEBYTECODE=1
+
+WORKDIR /src
+
+# Build tools at fixed versions, in their own environment that never reaches the runtime stage.
+RUN python -m venv /opt/build \
+    && /opt/build/bin/python -m pip install "setuptools==80.9.0" "wheel==0.45.1"
+
+# pyproject.toml names README.md as the long description; `README.m[d]` copies it when present and does not
+# fail the build when it is not (setuptools then builds the wheel without one).
+COPY pyproject.toml README.m[d] ./
+COPY service/ service/
+RUN /opt/build/bin/python -m pip wheel --no-build-isolation --no-deps --wheel-dir /wheels .
+
+# Released wheels only (nothing compiles), pinned by the lock; pip and setuptools then leave the environment,
+# since nothing is installed at run time. pip still byte-compiles what it installs, so a read-only root
+# filesystem costs no start-up time.
+COPY config/constraints.txt /tmp/constraints.txt
+RUN python -m venv /opt/venv \
+    && /opt/venv/bin/python -m pip install --only-binary=:all: --constraint /tmp/constraints.txt /wheels/*.whl \
+    && /opt/venv/bin/python -m pip uninstall --yes pip setuptools
+
+
+FROM python:3.11-slim-bookworm
+
+LABEL org.opencontainers.image.title="photo-ingest" \
+      org.opencontainers.image.description="S3 -> SQS -> DynamoDB ingest worker" \
+      org.opencontainers.image.licenses="MIT"
+
+ENV PYTHONUNBUFFERED=1 \
+    PYTHONDONTWRITEBYTECODE=1 \
+    PATH="/opt/venv/bin:${PATH}"
+
+WORKDIR /app
+
+# A fixed numeric uid/gid, so `runAsNonRoot`-style policies and the task definition's `user` can name it.
+RUN groupadd --gid 10001 photo-ingest \
+    && useradd --uid 10001 --gid photo-ingest --no-create-home --no-log-init --home-dir /nonexistent \
+       --shell /usr/sbin/nologin photo-ingest
+
+COPY --from=builder /opt/venv /opt/venv
+
+# The root filesystem may be read-only: nothing in the image is writable by the worker (/app, its working
+# directory, belongs to root). The only file it writes is the heartbeat, HEALTH_FILE=/tmp/photo-ingest.health,
+# and /tmp is a tmpfs (`docker run --tmpfs /tmp`) or, on Fargate, where tmpfs is not offered, an ephemeral
+# bind mount. ECS copies a VOLUME's content and mode into a bind mount at the same path, so that mount keeps
+# /tmp's mode 1777 and the non-root user can write its heartbeat there.
+VOLUME ["/tmp"]
+USER 10001:10001
+
+STOPSIGNAL SIGTERM
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["photo-ingest", "health"]
+
+# Exec form: photo-ingest is PID 1 and receives SIGTERM itself; the worker drains, then exits 0.
+ENTRYPOINT ["photo-ingest"]
+CMD ["run"]
