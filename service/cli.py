@@ -17,7 +17,7 @@ import structlog
 from botocore.exceptions import NoRegionError
 from pydantic import ValidationError
 
-from service import __version__, backfill, demo, health, preflight, redrive
+from service import __version__, backfill, demo, health, local, preflight, redrive
 from service.clients import make_session, open_dynamodb, open_sqs
 from service.config import HealthSettings, Settings
 from service.logs import configure_logging
@@ -105,7 +105,7 @@ def build_parser() -> argparse.ArgumentParser:
     commands.add_parser("health", help="exit 0 if the worker's heartbeat is fresh, 1 if not").set_defaults(
         handler=_cmd_health
     )
-    for module in (preflight, demo, backfill, redrive):  # each adds its own subcommands
+    for module in (preflight, demo, local, backfill, redrive):  # each adds its own subcommands
         module.register(commands)
     return parser
 

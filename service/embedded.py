@@ -1,21 +1,16 @@
-"""The embedded AWS stack for `demo` and `local`: a moto server on 127.0.0.1, provisioned like production.
-
-It is a real HTTP endpoint. This process's AWS SDK is pointed at it through `AWS_ENDPOINT_URL`, so the worker
-reaches it exactly as it reaches AWS. moto comes with the optional extra `local` and is imported only here,
-only when a stack starts.
+"""The embedded AWS stack for `demo` and `local`: production's resources, provisioned on the `moto_endpoint`.
 
     s3://beetroot-raw ── ObjectCreated:* on photos-raw/ ──▶ SQS photos ── after 5 receives ──▶ SQS photos-dlq
                                                                 └──▶ worker ──▶ DynamoDB Photos
+
+`Stack` holds one client per service, and reads back what the demo checks: queues, the table, dead letters.
 """
 
 from __future__ import annotations
 
 import json
-import logging
-import os
-import socket
-from collections.abc import AsyncIterator, Iterator
-from contextlib import AsyncExitStack, asynccontextmanager, contextmanager
+from collections.abc import AsyncIterator
+from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -28,71 +23,12 @@ if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_sqs import SQSClient
 
-INSTALL_HINT = "pip install 'photo-ingest[local]'"
-HOST = "127.0.0.1"
-REGION = "us-east-1"
 BUCKET = "beetroot-raw"
 RAW_PREFIX = "photos-raw/"
 TABLE = "Photos"
 QUEUE, DEAD_LETTER_QUEUE = "photos", "photos-dlq"
 MAX_RECEIVE_COUNT = 5
 VISIBILITY_TIMEOUT_S = 30
-CREDENTIALS = {"AWS_ACCESS_KEY_ID": "local", "AWS_SECRET_ACCESS_KEY": "local"}  # moto accepts any
-# Variables that would send the SDK elsewhere than the embedded endpoint, or to a real account.
-_CONFLICTING = (
-    *("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_IGNORE_CONFIGURED_ENDPOINT_URLS"),
-    *(f"AWS_ENDPOINT_URL_{service}" for service in ("S3", "SQS", "DYNAMODB")),
-)
-
-
-def moto_available() -> bool:
-    try:
-        import moto.server  # noqa: F401, PLC0415 - moto is the optional extra `local`
-    except ImportError:
-        return False
-    return True
-
-
-def port_is_free(port: int) -> bool:
-    with socket.socket() as probe:
-        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)  # as the server will bind it
-        try:
-            probe.bind((HOST, port))
-        except OSError:
-            return False
-    return True
-
-
-@contextmanager
-def moto_server(port: int = 0) -> Iterator[str]:
-    """moto on 127.0.0.1, with this process's AWS SDK pointed at it; yields the endpoint. `port` 0 picks a free
-    one. Any other port must be free (check `port_is_free` first): on a busy port moto's server thread dies
-    before it reports ready, and `ThreadedMotoServer.start` would wait for it forever."""
-    from moto.server import ThreadedMotoServer  # noqa: PLC0415 - moto is the optional extra `local`
-
-    logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
-    server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
-    server.start()
-    try:
-        host, bound_port = server.get_host_and_port()
-        endpoint = f"http://{host}:{bound_port}"
-        with _sdk_pointed_at(endpoint):
-            yield endpoint
-    finally:
-        server.stop()
-
-
-@contextmanager
-def _sdk_pointed_at(endpoint: str) -> Iterator[None]:
-    saved = dict(os.environ)
-    for name in _CONFLICTING:
-        os.environ.pop(name, None)
-    os.environ.update(CREDENTIALS, AWS_ENDPOINT_URL=endpoint, AWS_REGION=REGION, AWS_DEFAULT_REGION=REGION)
-    try:
-        yield
-    finally:
-        os.environ.clear()
-        os.environ.update(saved)
 
 
 @dataclass(frozen=True, slots=True)

@@ -11,45 +11,25 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import enum
 import json
 import math
-from collections.abc import Awaitable
 from contextlib import AsyncExitStack
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
-
-from botocore.exceptions import BotoCoreError, ClientError
 
 from service.clients import make_session, open_dynamodb, open_sqs
 from service.config import Settings
-from service.errors import ErrorKind, classify, error_code
+from service.errors import ErrorKind, classify
+from service.preflight_findings import AWS_ERRORS, Finding, Level, failure, probe
 from service.store import PhotoStore
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
     from types_aiobotocore_sqs import SQSClient
 
-AWS_ERRORS = (ClientError, BotoCoreError, OSError)
 SHUTDOWN_MARGIN_S = 10  # the worker's releases after the drain (at most 5 s), and slack
 PROBE_RECEIPT_HANDLE = "photo-ingest-check-not-a-receipt-handle"
 PROBE_PHOTO_ID = "photo-ingest-check-probe"
 NEVER_TRUE = "attribute_exists(photoId) AND attribute_not_exists(photoId)"
-PROBE_REFUSALS = frozenset({"ReceiptHandleIsInvalid", "ConditionalCheckFailedException"})
-
-
-class Level(enum.StrEnum):
-    OK = "ok"
-    NOTE = "note"
-    WARN = "warn"
-    FAIL = "FAIL"
-
-
-@dataclass(frozen=True, slots=True)
-class Finding:
-    level: Level
-    subject: str
-    text: str
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
@@ -92,18 +72,6 @@ def render(settings: Settings, findings: list[Finding]) -> str:
     return "\n".join([*lines, f"check {verdict}" + (f", {warned} warning(s)" if warned else "")])
 
 
-def failure(subject: str, what: str, action: str, exc: BaseException) -> Finding:
-    """A classified AWS error as a finding that says what to fix."""
-    kind, code = classify(exc), error_code(exc)
-    fixes = {
-        ErrorKind.MISSING: f"{what} does not exist: create it, or fix the setting",
-        ErrorKind.FORBIDDEN: f"{action} on {what} is denied ({code}): grant it to the task role, or fix credentials",
-        ErrorKind.UNAVAILABLE: f"cannot reach AWS for {what} ({exc}): check the credentials, AWS_REGION, the network",
-        ErrorKind.THROTTLED: f"{action} on {what} was throttled ({code}): run the check again",
-    }
-    return Finding(Level.FAIL, subject, fixes.get(kind, f"{action} on {what} was rejected ({code}): {exc}"))
-
-
 async def _check_queue(sqs: SQSClient, settings: Settings) -> list[Finding]:
     url, what = settings.queue_url, f"QUEUE_URL {settings.queue_url}"
     try:
@@ -120,10 +88,10 @@ async def _check_queue(sqs: SQSClient, settings: Settings) -> list[Finding]:
         Finding(Level.OK, "queue", f"reachable; {waiting} messages waiting, {held} in flight"),
         _redrive(attributes, settings.dead_letter_queue_url),
         _visibility(attributes, settings),
-        await _probe("sqs:DeleteMessage", what, sqs.delete_message_batch(QueueUrl=url, Entries=[entry])),
+        await probe("sqs:DeleteMessage", what, sqs.delete_message_batch(QueueUrl=url, Entries=[entry])),
     ]
     release = sqs.change_message_visibility_batch(QueueUrl=url, Entries=[entry | {"VisibilityTimeout": 0}])
-    return [*findings, await _probe("sqs:ChangeMessageVisibility", what, release)]
+    return [*findings, await probe("sqs:ChangeMessageVisibility", what, release)]
 
 
 def _redrive(attributes: dict[str, str], dead_letter_url: str | None) -> Finding:
@@ -179,14 +147,4 @@ async def _check_table(dynamodb: DynamoDBClient, table: str) -> list[Finding]:
     status = description.get("TableStatus", "UNKNOWN")
     level = Level.OK if status in {"ACTIVE", "UPDATING"} else Level.WARN
     put = dynamodb.put_item(TableName=table, Item={"photoId": {"S": PROBE_PHOTO_ID}}, ConditionExpression=NEVER_TRUE)
-    return [Finding(level, "table", f"photoId (S) hash key, {status}"), await _probe("dynamodb:PutItem", what, put)]
-
-
-async def _probe(action: str, what: str, call: Awaitable[object]) -> Finding:
-    """Allowed when AWS authorizes the call, then refuses it as intended (or lists it in a batch's `Failed`)."""
-    try:
-        await call
-    except AWS_ERRORS as exc:
-        if error_code(exc) not in PROBE_REFUSALS:
-            return failure("access", what, action, exc)
-    return Finding(Level.OK, "access", f"{action} allowed (a probe AWS authorized, then refused; nothing changed)")
+    return [Finding(level, "table", f"photoId (S) hash key, {status}"), await probe("dynamodb:PutItem", what, put)]

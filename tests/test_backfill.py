@@ -19,15 +19,10 @@ import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
-from service import backfill as backfill_module
-from service.backfill import (
-    Backfill,
-    Options,
-    ResumePoint,
-    backfill_command,
-    report_progress,
-    summary,
-)
+from service import backfill_progress
+from service.backfill import backfill_command
+from service.backfill_progress import ResumePoint, report_progress, summary
+from service.backfill_run import Backfill, Options
 from service.clients import open_dynamodb, open_s3
 from service.config import TableSettings
 from service.ids import photo_id
@@ -225,7 +220,7 @@ async def test_progress_is_a_redrawn_line_on_a_terminal_and_a_log_line_otherwise
     stack: Stack, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """On a terminal one line is redrawn in place (no new dependency); elsewhere `backfill.progress` events."""
-    monkeypatch.setattr(backfill_module, "PROGRESS_LOG_INTERVAL_S", 0.05)
+    monkeypatch.setattr(backfill_progress, "PROGRESS_LOG_INTERVAL_S", 0.05)
     terminal = io.StringIO()
     async with open_backfill(stack) as backfill:
         backfill.tally.inserted = 1234

@@ -21,7 +21,8 @@ from pathlib import Path
 import boto3
 import pytest
 
-from service.demo import MALFORMED_BODY, SCENARIO, Observed, Step, problems, tiny_jpeg
+from service.demo import Observed, problems
+from service.demo_scenario import MALFORMED_BODY, SCENARIO, Step, tiny_jpeg
 from service.embedded import BUCKET, RAW_PREFIX, TABLE
 from service.ids import photo_id
 

@@ -11,6 +11,7 @@ from hypothesis import strategies as st
 
 from service.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
 from service.ids import photo_id
+from tests import bodies
 
 PREFIX = "photos-raw/"
 unicode_text = st.text(alphabet=st.characters(exclude_categories=("Cs",)), min_size=1, max_size=60)
@@ -103,14 +104,9 @@ def test_any_unicode_key_survives_s3_form_encoding_and_our_decoding(suffix: str)
 def test_the_photo_id_never_depends_on_the_envelope(bucket: str, suffix: str) -> None:
     """Direct, SNS-wrapped, SNS raw and EventBridge deliveries of one object give one photoId."""
     key = PREFIX + suffix
-    direct = direct_body(bucket, quote_plus(key, safe="/"))
-    bodies = [
-        direct,
-        json.dumps({"Type": "Notification", "TopicArn": "arn:aws:sns:us-east-1:1:t", "Message": direct}),
-        eventbridge_body(bucket, key),
-    ]
+    photo = bodies.Photo(bucket, key)
     ids = set()
-    for body in bodies:
+    for body in (bodies.direct(photo), bodies.sns(photo), bodies.eventbridge(photo)):
         (record,) = parse_body(body, PREFIX)
         assert isinstance(record, ObjectRecord)
         ids.add(photo_id(record.bucket, record.key))
@@ -126,15 +122,3 @@ def direct_body(bucket: str, encoded_key: str) -> str:
         "s3": {"bucket": {"name": bucket}, "object": {"key": encoded_key, "size": 1}},
     }
     return json.dumps({"Records": [record]})
-
-
-def eventbridge_body(bucket: str, key: str) -> str:
-    return json.dumps(
-        {
-            "version": "0",
-            "detail-type": "Object Created",
-            "source": "aws.s3",
-            "time": "2024-05-02T10:15:30Z",
-            "detail": {"bucket": {"name": bucket}, "object": {"key": key, "size": 1}, "reason": "PutObject"},
-        }
-    )

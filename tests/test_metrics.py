@@ -12,6 +12,7 @@ import pytest
 
 from service.ids import photo_id
 from service.metrics import Metrics, MetricsEmitter, Samples, emf_problems, percentile
+from tests import bodies
 from tests.conftest import BUCKET, Stack, run_until
 
 # CloudWatch's StandardUnit values (the PutMetricData `MetricDatum.Unit` enumeration), which EMF accepts.
@@ -79,14 +80,8 @@ def assert_valid_emf(line: str, namespace: str, dimensions: dict[str, str]) -> d
 
 
 def notification(key: str) -> str:
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventTime": "2024-05-02T10:15:30.123Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "size": 1024, "eTag": "d41d8cd98f00b204"}},
-    }
-    return json.dumps({"Records": [record]})
+    """The direct S3 notification of one object in the test bucket, from AWS's sample."""
+    return bodies.direct(bodies.Photo(BUCKET, key))
 
 
 def seed_item(stack: Stack, key: str, stored_key: str) -> None:

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -13,28 +12,24 @@ from typing import Any
 import aioboto3
 import pytest
 
-from service import redrive as redrive_module
+from service import redrive_run
 from service.cli import main
 from service.clients import open_sqs
-from service.redrive import Redrive, redrive_command
+from service.redrive import redrive_command
+from service.redrive_run import Redrive
+from tests import bodies
 from tests.conftest import BUCKET, Stack, run_until
 
 
 @pytest.fixture(autouse=True)
 def short_final_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every redrive ends with one empty long poll; 1 s instead of 2 keeps the tests quick."""
-    monkeypatch.setattr(redrive_module, "RECEIVE_WAIT_S", 1)
+    monkeypatch.setattr(redrive_run, "RECEIVE_WAIT_S", 1)
 
 
 def notification(key: str) -> str:
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "eventTime": "2024-05-02T10:15:30.123Z",
-        "eventName": "ObjectCreated:Put",
-        "s3": {"bucket": {"name": BUCKET}, "object": {"key": key, "size": 1}},
-    }
-    return json.dumps({"Records": [record]})
+    """The direct S3 notification of one object in the test bucket, from AWS's sample."""
+    return bodies.direct(bodies.Photo(BUCKET, key))
 
 
 def quarantined(stack: Stack, body: str, **extra: Any) -> None:

@@ -1,0 +1,98 @@
+"""How far a backfill has got: the Tally of outcomes and the ResumePoint, shown while it runs and summed up after.
+
+While it runs: one line redrawn on a terminal, or a `backfill.progress` log line every few seconds. At the end:
+the human summary, which names the last key up to which everything is settled, for `--start-after`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shlex
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, TextIO
+
+import structlog
+
+if TYPE_CHECKING:
+    from service.backfill_run import Backfill, Options
+
+log = structlog.get_logger("service.backfill_progress")
+
+PROGRESS_LOG_INTERVAL_S = 10.0
+PROGRESS_TTY_INTERVAL_S = 0.2
+
+
+@dataclass(slots=True)
+class Tally:
+    listed: int = 0
+    inserted: int = 0
+    duplicate: int = 0
+    skipped: int = 0
+    conflict: int = 0
+    failed: int = 0
+    would_write: int = 0  # --dry-run: under the prefix, so it would be written (or found to be a duplicate)
+
+    def add(self, outcome: str) -> None:
+        setattr(self, outcome, getattr(self, outcome) + 1)
+
+    @property
+    def done(self) -> int:
+        return self.inserted + self.duplicate + self.skipped + self.conflict + self.failed + self.would_write
+
+
+class ResumePoint:
+    """The last key K such that K and every key listed before it are settled, so `--start-after K` skips only
+    settled work. Puts finish out of order; settled keys past a gap wait in `_ahead` until the gap closes. A
+    failed key is a gap that never closes: the resume point stays before it, so a resumed run retries it."""
+
+    def __init__(self, start_after: str | None) -> None:
+        self.key = start_after
+        self._next = 0
+        self._ahead: dict[int, str] = {}
+        self._gap: int | None = None
+
+    def settled(self, index: int, key: str) -> None:
+        if self._gap is not None and index > self._gap:
+            return  # past a failure: never the resume point, so not worth keeping
+        self._ahead[index] = key
+        while self._next in self._ahead:
+            self.key = self._ahead.pop(self._next)
+            self._next += 1
+
+    def failed(self, index: int) -> None:
+        self._gap = index if self._gap is None else min(self._gap, index)
+        self._ahead = {i: key for i, key in self._ahead.items() if i < self._gap}
+
+
+async def report_progress(backfill: Backfill, terminal: TextIO | None) -> None:
+    """Redraw one line on a terminal; without one, a `backfill.progress` log line every few seconds."""
+    while True:
+        await asyncio.sleep(PROGRESS_TTY_INTERVAL_S if terminal else PROGRESS_LOG_INTERVAL_S)
+        figures = backfill.figures()
+        if terminal:
+            shown = ("listed", "inserted", "duplicate", "skipped", "conflict", "failed", "objectsPerSecond")
+            line = "  ".join(f"{name} {figures[name]:,}" for name in shown)
+            terminal.write(f"\r\033[K{line}")  # back to the line's start, clear it, redraw
+            terminal.flush()
+        else:
+            log.info("backfill.progress", **figures)
+
+
+def summary(backfill: Backfill, options: Options, interrupted: bool) -> str:
+    """The human summary: what happened to the listed objects, and where to resume."""
+    figures, key = backfill.figures(), backfill.resume.key
+    state = "aborted" if backfill.aborted else "interrupted" if interrupted else "finished"
+    rows: list[tuple[str, object]] = [("reason", backfill.aborted)] if backfill.aborted else []
+    rows.append(("listed", figures["listed"]))
+    if options.dry_run:
+        rows.append(("would write", f"{figures['wouldWrite']}  (dry run: nothing written, so duplicates unknown)"))
+    else:
+        rows += [("inserted", figures["inserted"]), ("duplicates", figures["duplicate"])]
+    rows.append(("skipped", f"{figures['skipped']}  (outside RAW_PREFIX)"))
+    if not options.dry_run:
+        rows += [("conflicts", figures["conflict"]), ("failed", figures["failed"])]
+        resume = f"{shlex.quote(key)}  (resume: --start-after {shlex.quote(key)})" if key else "none"
+        rows.append(("last key done", resume))
+    head = f"backfill of s3://{options.bucket}/{options.prefix} {state} after {figures['elapsedSeconds']} s"
+    head += f" ({figures['objectsPerSecond']} objects/s)"
+    return "\n".join([head, *(f"  {label:<14}{value}" for label, value in rows)])

@@ -1,0 +1,148 @@
+"""One backfill run: list the bucket and write each object's Photos item, with the worker's rules.
+
+    lister ── ListObjectsV2 pages (keys are literal) ──▶ bounded queue ──▶ N put tasks ──▶ Tally, ResumePoint
+      every object: ObjectRecord(uploadedAt = LastModified) ─▶ build_item ─▶ the same conditional put
+
+The put is conditional, so an object already in the table is a duplicate, never a second item. One object's
+failure is counted and the run goes on; a missing table or a denied put would fail them all, so it aborts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncGenerator
+from contextlib import aclosing
+from dataclasses import asdict, dataclass
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+import structlog
+
+from service.backfill_progress import ResumePoint, Tally
+from service.errors import ErrorKind, classify, error_code
+from service.events import ObjectRecord
+from service.store import PhotoStore, PutOutcome, build_item
+
+if TYPE_CHECKING:
+    from types_aiobotocore_s3 import S3Client
+    from types_aiobotocore_s3.type_defs import ObjectTypeDef
+
+log = structlog.get_logger("service.backfill_run")
+
+EVENT_NAME = "Backfill"  # the item's eventName: says where the item came from
+_FATAL = frozenset({ErrorKind.MISSING, ErrorKind.FORBIDDEN})  # every other object would fail the same way
+
+
+@dataclass(frozen=True, slots=True)
+class Options:
+    bucket: str
+    prefix: str
+    raw_prefix: str
+    start_after: str | None = None
+    dry_run: bool = False
+    concurrency: int = 16
+
+
+class Backfill:
+    def __init__(self, s3: S3Client, store: PhotoStore, options: Options) -> None:
+        self._s3 = s3
+        self._store = store
+        self._options = options
+        self._stop = asyncio.Event()
+        self.tally = Tally()
+        self.resume = ResumePoint(options.start_after)
+        self.aborted: str | None = None  # why the run stopped early on its own
+        self.started = time.monotonic()
+
+    async def run(self, stop: asyncio.Event) -> Tally:
+        """List and put until the listing ends or `stop` is set; puts already started finish first."""
+        self._stop = stop
+        queue: asyncio.Queue[tuple[int, ObjectTypeDef] | None] = asyncio.Queue(self._options.concurrency * 2)
+        async with asyncio.TaskGroup() as group:
+            group.create_task(self._list(queue))
+            for _ in range(self._options.concurrency):
+                group.create_task(self._work(queue))
+        return self.tally
+
+    async def _list(self, queue: asyncio.Queue[tuple[int, ObjectTypeDef] | None]) -> None:
+        try:
+            async with aclosing(self._objects()) as objects:
+                async for obj in objects:
+                    if self._stop.is_set():
+                        break
+                    await queue.put((self.tally.listed, obj))  # waits while the put tasks are busy
+                    self.tally.listed += 1
+        except Exception as exc:  # noqa: BLE001 - classified; the summary still says how far it got
+            self._abort("listing_failed", exc)
+        for _ in range(self._options.concurrency):
+            await queue.put(None)  # one end marker per put task
+
+    async def _objects(self) -> AsyncGenerator[ObjectTypeDef]:
+        """Every object in listing (key) order. Keys are literal: only notification keys are form-encoded."""
+        where: dict[str, Any] = {"Bucket": self._options.bucket, "Prefix": self._options.prefix}
+        if self._options.start_after:
+            where["StartAfter"] = self._options.start_after
+        pages = self._s3.get_paginator("list_objects_v2").paginate(**where)
+        async for page in pages:
+            for obj in page.get("Contents", []):
+                yield obj
+
+    async def _work(self, queue: asyncio.Queue[tuple[int, ObjectTypeDef] | None]) -> None:
+        while (entry := await queue.get()) is not None:
+            if self._stop.is_set():
+                continue  # never started, so never settled: the resume point stays before it
+            index, obj = entry
+            outcome = await self._settle(obj)
+            self.tally.add(outcome)
+            if outcome == "failed":
+                self.resume.failed(index)
+            else:
+                self.resume.settled(index, obj["Key"])
+
+    async def _settle(self, obj: ObjectTypeDef) -> str:
+        """The same rules as the worker: the prefix, the photoId, the attributes and the conditional put."""
+        key = obj["Key"]
+        if not key.startswith(self._options.raw_prefix):
+            return "skipped"
+        if self._options.dry_run:
+            return "would_write"
+        record = ObjectRecord(
+            bucket=self._options.bucket,
+            key=key,
+            event_name=EVENT_NAME,
+            event_time=obj["LastModified"].isoformat(),  # so uploadedAt is LastModified
+            size=obj.get("Size"),
+            etag=obj.get("ETag", "").strip('"') or None,  # S3 events carry the ETag without its quotes
+        )
+        item = build_item(record, datetime.now(UTC))
+        fields = {"photoId": item["photoId"]["S"], "key": key}
+        try:
+            outcome = await self._store.put(item)
+        except Exception as exc:  # noqa: BLE001 - classified and counted; one object never ends the run
+            kind = classify(exc)
+            log.error("backfill.put_failed", **fields, kind=kind, code=error_code(exc), error=str(exc))
+            if kind in _FATAL:
+                self._abort(f"put_{kind}", exc)
+            return "failed"
+        if outcome is PutOutcome.CONFLICT:
+            log.error("photo.conflict", **fields, reason="photoId held by another object; not overwritten")
+        else:
+            log.debug(f"photo.{outcome.value}", **fields, source="backfill")
+        return outcome.value
+
+    def _abort(self, reason: str, exc: Exception) -> None:
+        if self.aborted is None:
+            self.aborted = f"{reason}: {error_code(exc)}: {exc}"
+            log.error("backfill.aborted", reason=reason, kind=classify(exc), code=error_code(exc), error=str(exc))
+        self._stop.set()
+
+    def figures(self) -> dict[str, Any]:
+        elapsed_s = time.monotonic() - self.started
+        counts = asdict(self.tally)
+        counts["wouldWrite"] = counts.pop("would_write")
+        return counts | {
+            "elapsedSeconds": round(elapsed_s, 2),
+            "objectsPerSecond": round(self.tally.done / elapsed_s, 1) if elapsed_s else 0.0,
+            "lastKeyDone": self.resume.key,
+        }
