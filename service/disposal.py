@@ -11,21 +11,22 @@ import math
 
 import structlog
 
-from service.config import Settings
+from service.config import SQS_MAX_VISIBILITY_SECONDS, Settings
 from service.errors import classify, error_code
 from service.metrics import Metrics
 from service.outcomes import Disposition
-from service.pacing import backoff_delay
+from service.pacing import IntakeGate, backoff_delay
 from service.queue import Message, Queue
 
 log = structlog.get_logger("service.disposal")
 
 
 class Disposal:
-    def __init__(self, settings: Settings, queue: Queue, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, queue: Queue, metrics: Metrics, intake: IntakeGate) -> None:
         self._settings = settings
         self._queue = queue
         self._metrics = metrics
+        self._intake = intake
 
     async def apply(self, message: Message, disposition: Disposition, reason: str, detail: str = "") -> None:
         try:
@@ -70,6 +71,9 @@ class Disposal:
         delay = backoff_delay(
             message.receive_count, settings.retry_backoff_base_seconds, settings.retry_backoff_max_seconds
         )
+        # During an intake pause, hide the message until after the next probe too, so probes rotate through
+        # the backlog instead of taking the same message again and again towards maxReceiveCount.
+        delay = min(delay + self._intake.remaining_s(), SQS_MAX_VISIBILITY_SECONDS)
         await self._queue.change_visibility(message, math.ceil(delay))
         if not quarantining:
             self._metrics.messages["released"] += 1

@@ -86,6 +86,10 @@ class IntakeGate:
     def degraded(self) -> bool:
         return bool(self._failures)
 
+    def remaining_s(self) -> float:
+        """How long the current pause still lasts (0 when the gate is open)."""
+        return max(0.0, self._closed_until - time.monotonic())
+
     def failures(self, source: str) -> int:
         """How many pauses in a row `source` has caused."""
         return self._failures.get(source, 0)

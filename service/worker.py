@@ -44,7 +44,7 @@ class Worker:
         self._in_flight = InFlight(
             queue, self._capacity, settings.visibility_timeout_seconds, settings.visibility_extension_max_seconds
         )
-        self._disposal = Disposal(settings, queue, metrics)
+        self._disposal = Disposal(settings, queue, metrics, self._intake)
         self._tasks: set[asyncio.Task[None]] = set()
 
     @property

@@ -92,3 +92,13 @@ def test_a_burst_of_failures_counts_as_one_pause() -> None:
     first = gate.failed("put")
     for _ in range(9):
         assert gate.failed("put") <= first
+
+
+def test_the_gate_says_how_long_its_pause_lasts() -> None:
+    """`remaining_s` is the time until the next probe (0 when open): released messages wait at least that long."""
+    gate = IntakeGate(base_s=10, cap_s=30)
+    assert gate.remaining_s() == 0
+    delay = gate.failed("put")
+    assert 0 < gate.remaining_s() <= delay
+    gate.succeeded("put")
+    assert gate.remaining_s() == 0
