@@ -8,11 +8,15 @@ otherwise: `legacy`, botocore's default, does not retry DynamoDB's `RequestLimit
 from __future__ import annotations
 
 import os
+import platform
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 import aioboto3
+import botocore
 from aiobotocore.config import AioConfig
+
+from service import __version__
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -22,6 +26,9 @@ if TYPE_CHECKING:
 CONNECT_TIMEOUT_S = 5
 DYNAMODB_READ_TIMEOUT_S = 10
 LONG_POLL_MARGIN_S = 10  # a 20 s long poll needs a read timeout above 20 s
+# botocore rebuilds its default User-Agent twice for every request, about 10% of the worker's CPU per message
+# (README, "Performance"); this one is built once.
+USER_AGENT = f"photo-ingest/{__version__} botocore/{botocore.__version__} python/{platform.python_version()}"
 
 
 def make_session() -> aioboto3.Session:
@@ -38,6 +45,8 @@ def client_config(max_pool_connections: int, read_timeout_s: float) -> AioConfig
         read_timeout=read_timeout_s,
         max_pool_connections=max_pool_connections,
         tcp_keepalive=True,
+        user_agent=USER_AGENT,
+        parameter_validation=False,  # our requests have fixed, typed shapes; AWS validates them anyway (-5% CPU)
     )
 
 

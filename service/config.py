@@ -42,8 +42,8 @@ class Settings(TableSettings):
     queue_url: str = Field(min_length=1)
     dead_letter_queue_url: str | None = None
 
-    pollers: int = Field(2, ge=1, le=64)
-    max_in_flight_records: int = Field(64, ge=1, le=10_000)
+    pollers: int = Field(4, ge=1, le=64)
+    max_in_flight_records: int = Field(128, ge=1, le=10_000)
     receive_wait_seconds: int = Field(20, ge=1, le=20)
     receive_batch_size: int = Field(10, ge=1, le=10)
     visibility_timeout_seconds: int | None = Field(None, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)
