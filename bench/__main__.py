@@ -279,6 +279,8 @@ def main(argv: list[str] | None = None) -> int:
         keep_logs=args.keep_logs,
         profile_dir=args.profile,
     )
+    if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
+        print("bench: --profile needs py-spy in this environment (pip install py-spy); running without it")
     jobs = plan(args)
     env = environment()
     print(f"bench: {len(jobs)} jobs x {args.repeat} on {env['cpus']} CPUs (load {env['loadavg_at_start'][0]:.2f})")
