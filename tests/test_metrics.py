@@ -107,9 +107,17 @@ async def test_a_worker_run_emits_valid_emf_lines_whose_counts_match_the_run(
         dead_letter_queue_url=stack.dlq_url,
     )
 
-    await run_until(settings, lambda: stack.depth() == 0 and stack.depth(stack.dlq_url) == 2)
+    printed: list[str] = []
 
-    lines = [line for line in capsys.readouterr().out.splitlines() if line.startswith('{"_aws"')]
+    def drained_after_an_interval_line() -> bool:
+        printed.extend(capsys.readouterr().out.splitlines())
+        flushed = any(line.startswith('{"_aws"') for line in printed)
+        return flushed and stack.depth() == 0 and stack.depth(stack.dlq_url) == 2
+
+    await run_until(settings, drained_after_an_interval_line)
+
+    printed.extend(capsys.readouterr().out.splitlines())
+    lines = [line for line in printed if line.startswith('{"_aws"')]
     documents = [assert_valid_emf(line, "PhotoIngest", dimensions) for line in lines]
     assert len(documents) >= 2
     totals = {name: sum(document[name] for document in documents) for name in COUNTERS}
