@@ -71,9 +71,10 @@ async def test_sigterm_while_idle_exits_0_within_about_2_seconds(stack: Stack, t
 
 async def test_sigterm_while_busy_drains_exits_0_and_loses_nothing(stack: Stack, tmp_path: Path) -> None:
     """Mid-backlog SIGTERM: in-flight work completes or is released, exit 0; a second worker finishes the rest."""
-    keys = [f"photos-raw/busy/{n:03d}.jpg" for n in range(150)]
+    keys = [f"photos-raw/busy/{n:03d}.jpg" for n in range(300)]
     stack.send(*(body(key) for key in keys))
-    worker = start_worker(stack, tmp_path, MAX_IN_FLIGHT_RECORDS="20", POLLERS="2")
+    # A long poll cut short by SIGTERM leaves its messages hidden for their visibility timeout: keep it short.
+    worker = start_worker(stack, tmp_path, MAX_IN_FLIGHT_RECORDS="20", POLLERS="2", VISIBILITY_TIMEOUT_SECONDS="5")
     try:
         await eventually(lambda: len(stack.items()) >= 20, 60)
         worker.send_signal(signal.SIGTERM)
