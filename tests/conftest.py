@@ -160,7 +160,7 @@ async def eventually(condition: Callable[[], bool], timeout_s: float = 30.0, int
 
 async def run_until(settings: Settings, condition: Callable[[], bool], timeout_s: float = 30.0) -> None:
     """Run the real worker until `condition()` holds, then stop it as SIGTERM would, and wait for it."""
-    from service.cli import run_worker
+    from service.worker.worker import run_worker
 
     stop = asyncio.Event()
     worker = asyncio.create_task(run_worker(settings, stop))

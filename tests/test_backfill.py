@@ -19,14 +19,16 @@ import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
-from service import backfill_progress
-from service.backfill import backfill_command
-from service.backfill_progress import ResumePoint, report_progress, summary
-from service.backfill_run import Backfill, Options
-from service.clients import open_dynamodb, open_s3
+from service.aws.clients import open_dynamodb, open_s3
+from service.aws.table import PhotoStore
 from service.config import TableSettings
-from service.ids import photo_id
-from service.store import PhotoStore, PutOutcome
+from service.ingest.ids import photo_id
+from service.ingest.outcomes import PutOutcome
+from service.ops.backfill import progress as backfill_progress
+from service.ops.backfill.command import backfill_command
+from service.ops.backfill.options import Options
+from service.ops.backfill.progress import ResumePoint, report_progress, summary
+from service.ops.backfill.run import Backfill
 from tests.conftest import BUCKET, Stack, eventually
 
 # Keys as S3 stores them (literal): listings never form-encode them, so none of these may be decoded.

@@ -78,7 +78,7 @@ def test_version_and_module_entry_point() -> None:
 
 def test_aws_region_is_honoured_on_its_own(monkeypatch: pytest.MonkeyPatch) -> None:
     """`AWS_REGION` alone sets the region (botocore 1.40 reads only AWS_DEFAULT_REGION by itself)."""
-    from service.clients import make_session
+    from service.aws.clients import make_session
 
     monkeypatch.delenv("AWS_DEFAULT_REGION", raising=False)
     monkeypatch.setenv("AWS_REGION", "eu-west-3")

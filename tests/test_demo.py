@@ -21,10 +21,10 @@ from pathlib import Path
 import boto3
 import pytest
 
-from service.demo import Observed, problems
-from service.demo_scenario import MALFORMED_BODY, SCENARIO, Step, tiny_jpeg
-from service.embedded import BUCKET, RAW_PREFIX, TABLE
-from service.ids import photo_id
+from service.ingest.ids import photo_id
+from service.local.demo.command import Observed, problems
+from service.local.demo.scenario import MALFORMED_BODY, SCENARIO, Step, tiny_jpeg
+from service.local.stack import BUCKET, RAW_PREFIX, TABLE
 
 PHOTO_KEYS = sorted({step.subject for step in SCENARIO if step.expect == "photo.inserted"})
 DEMO_TIMEOUT_S = 90

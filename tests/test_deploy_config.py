@@ -22,8 +22,8 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from service.config import Settings
-from service.preflight import run_checks
-from service.preflight_findings import Level
+from service.ops.check.command import run_checks
+from service.ops.check.findings import Level
 from tests.conftest import REGION, Stack, eventually, run_until
 from tests.test_preflight import iam_enforced, iam_user_credentials
 

@@ -8,8 +8,8 @@ import json
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from service.errors import ErrorKind, classify, error_code, pauses_intake
-from service.events import PoisonMessageError
+from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
+from service.ingest.events import PoisonMessageError
 from tests.conftest import EVENTS
 
 

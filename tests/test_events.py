@@ -6,8 +6,8 @@ import json
 
 import pytest
 
-from service.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
-from service.ids import photo_id
+from service.ingest.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
+from service.ingest.ids import photo_id
 from tests.conftest import event_body
 
 PREFIX = "photos-raw/"

@@ -9,8 +9,8 @@ from urllib.parse import quote, quote_plus
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
-from service.ids import photo_id
+from service.ingest.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
+from service.ingest.ids import photo_id
 from tests import bodies
 
 PREFIX = "photos-raw/"

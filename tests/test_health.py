@@ -8,7 +8,8 @@ from pathlib import Path
 
 from service.cli import main
 from service.config import HealthSettings
-from service.health import Heartbeat, check
+from service.ops.health import check
+from service.worker.heartbeat import Heartbeat
 
 
 def settings(path: Path, **overrides: float) -> HealthSettings:

@@ -6,7 +6,7 @@ import hashlib
 
 import pytest
 
-from service.ids import photo_id
+from service.ingest.ids import photo_id
 
 
 @pytest.mark.parametrize(

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 
-from service.ids import photo_id
+from service.ingest.ids import photo_id
 from service.metrics import Metrics, MetricsEmitter, Samples, emf_problems, percentile
 from tests import bodies
 from tests.conftest import BUCKET, Stack, run_until

@@ -14,7 +14,7 @@ from typing import Any
 
 import pytest
 
-from service.worker import INTAKE_BACKOFF_CAP_S
+from service.worker.worker import INTAKE_BACKOFF_CAP_S
 from tests import bodies
 from tests.conftest import BUCKET, Stack
 from tests.fault_proxy import FaultProxy

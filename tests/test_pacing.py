@@ -6,7 +6,7 @@ import asyncio
 
 import pytest
 
-from service.pacing import Capacity, IntakeGate, backoff_delay
+from service.worker.pacing import Capacity, IntakeGate, backoff_delay
 
 
 @pytest.mark.parametrize(("attempt", "low", "high"), [(1, 1, 2), (2, 2, 4), (3, 4, 8), (10, 150, 300), (99, 150, 300)])

@@ -13,8 +13,8 @@ import boto3
 import pytest
 
 from service.cli import main
-from service.preflight import render, run_checks
-from service.preflight_findings import Finding, Level
+from service.ops.check.command import render, run_checks
+from service.ops.check.findings import Finding, Level
 from tests.conftest import REGION, Stack
 
 # AWS authorizes DeleteMessageBatch and ChangeMessageVisibilityBatch by DeleteMessage and ChangeMessageVisibility;

@@ -12,11 +12,11 @@ from typing import Any
 import aioboto3
 import pytest
 
-from service import redrive_run
+from service.aws.clients import open_sqs
 from service.cli import main
-from service.clients import open_sqs
-from service.redrive import redrive_command
-from service.redrive_run import Redrive
+from service.ops.redrive import run as redrive_run
+from service.ops.redrive.command import redrive_command
+from service.ops.redrive.run import Redrive
 from tests import bodies
 from tests.conftest import BUCKET, Stack, run_until
 

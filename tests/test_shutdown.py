@@ -11,7 +11,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from service.ids import photo_id
+from service.ingest.ids import photo_id
 from tests.conftest import Stack, eventually, run_until
 
 BUCKET = "amzn-s3-demo-bucket"

@@ -9,10 +9,12 @@ import aioboto3
 import pytest
 from botocore.exceptions import ClientError
 
-from service.clients import open_dynamodb
-from service.events import ObjectRecord
-from service.ids import photo_id
-from service.store import PhotoStore, PutOutcome, build_item
+from service.aws.clients import open_dynamodb
+from service.aws.table import PhotoStore
+from service.ingest.events import ObjectRecord
+from service.ingest.ids import photo_id
+from service.ingest.items import build_item
+from service.ingest.outcomes import PutOutcome
 from tests.conftest import Stack
 
 NOW = datetime(2026, 1, 2, 3, 4, 5, tzinfo=UTC)

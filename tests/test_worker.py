@@ -14,14 +14,14 @@ import pytest
 import structlog
 from structlog.testing import capture_logs as _capture_logs
 
-from service.clients import open_dynamodb, open_sqs
+from service.aws.clients import open_dynamodb, open_sqs
+from service.aws.queue import Queue
+from service.aws.table import PhotoStore
 from service.config import Settings
-from service.ids import photo_id
+from service.ingest.ids import photo_id
+from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide
 from service.metrics import Metrics
-from service.outcomes import Disposition, Outcome, decide
-from service.queue import Queue
-from service.store import PhotoStore, PutOutcome
-from service.worker import Worker
+from service.worker.worker import Worker
 from tests.conftest import BUCKET, Stack, event_body, eventually, run_until
 
 
@@ -226,7 +226,7 @@ async def test_an_idle_worker_stops_within_a_second(stack: Stack) -> None:
 
 
 async def run_until_stopped(settings: Settings, stop: asyncio.Event) -> None:
-    from service.cli import run_worker
+    from service.worker.worker import run_worker
 
     await run_worker(settings, stop)
 

@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
     from types_aiobotocore_sqs.type_defs import BatchResultErrorEntryTypeDef, MessageTypeDef
 
-log = structlog.get_logger("service.queue")
+log = structlog.get_logger("service.aws.queue")
 
 SQS_BATCH_MAX = 10
 QUARANTINE_ATTRIBUTE_PREFIX = "photo-ingest."

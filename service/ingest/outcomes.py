@@ -6,6 +6,14 @@ import enum
 from collections.abc import Iterable
 
 
+class PutOutcome(enum.Enum):
+    """What the table answered to one conditional put."""
+
+    INSERTED = "inserted"
+    DUPLICATE = "duplicate"  # the item exists and names this very object
+    CONFLICT = "conflict"  # the item exists and names another object: an id collision; never overwritten
+
+
 class Outcome(enum.StrEnum):
     INSERTED = "inserted"
     DUPLICATE = "duplicate"

@@ -10,39 +10,44 @@ import asyncio
 import sys
 from typing import Any
 
-from service import cli, embedded, moto_endpoint  # a cycle by design: cli registers `local`, which runs its worker
+from service import process
 from service.config import Settings
-from service.embedded import BUCKET, RAW_PREFIX
+from service.local import endpoint as moto_endpoint
+from service.local import stack as embedded
+from service.local.endpoint import REGION
+from service.local.stack import BUCKET, RAW_PREFIX
 from service.logs import configure_logging
-from service.moto_endpoint import REGION
+from service.worker.worker import run_worker
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `local`; its handler returns the exit code."""
-    local = commands.add_parser("local", help="run the worker on an embedded AWS stack (moto) until Ctrl-C")
+    summary = "run the worker on an embedded AWS stack (moto) until Ctrl-C, for your own uploads"
+    local = process.add_command(commands, "local", summary, ["LOG_LEVEL", "LOG_FORMAT"], _cmd_local)
     local.add_argument("--port", type=int, default=5000, help="the endpoint's port on 127.0.0.1 (default: 5000)")
-    local.set_defaults(handler=_cmd_local)
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
     if not moto_endpoint.available():
         print(moto_endpoint.install_hint("local"), file=sys.stderr)
-        return cli.EXIT_USAGE
+        return process.EXIT_USAGE
     if not moto_endpoint.port_is_free(args.port):
-        raise cli.ConfigurationError(f"--port {args.port}: {moto_endpoint.HOST}:{args.port} is in use; choose another")
+        raise process.ConfigurationError(
+            f"--port {args.port}: {moto_endpoint.HOST}:{args.port} is in use; choose another"
+        )
     with moto_endpoint.running(args.port) as endpoint:
         return asyncio.run(_serve_local(endpoint))
 
 
 async def _serve_local(endpoint: str) -> int:
     stop = asyncio.Event()
-    cli.install_stop_handlers(stop)
+    process.install_stop_handlers(stop)
     async with embedded.open_stack(endpoint) as stack:
-        settings = cli.load_settings(Settings, **stack.settings_overrides(), metrics_enabled=False)
+        settings = process.load_settings(Settings, **stack.settings_overrides(), metrics_enabled=False)
         configure_logging(settings.log_level, settings.log_format)
         print(_instructions(endpoint), flush=True)
-        await cli.run_worker(settings, stop)
-    return cli.EXIT_OK
+        await run_worker(settings, stop)
+    return process.EXIT_OK
 
 
 def _instructions(endpoint: str) -> str:

@@ -11,9 +11,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from urllib.parse import quote_plus
 
-from service.embedded import BUCKET, RAW_PREFIX, Stack
-from service.ids import photo_id
-from service.moto_endpoint import REGION
+from service.ingest.ids import photo_id
+from service.local.endpoint import REGION
+from service.local.stack import BUCKET, RAW_PREFIX, Stack
 
 MALFORMED_BODY = "this is not JSON {"
 

@@ -1,7 +1,8 @@
 """The findings of `photo-ingest check`: each one a level, a subject and a line that says what to fix.
 
-An AWS error becomes a finding through its one classification (`errors.classify`). A probe is a call that AWS
-authorizes first and then refuses as intended: that refusal proves the permission, and changes nothing.
+An AWS error becomes a finding through its one classification (`service.aws.errors.classify`). A probe is a
+call that AWS authorizes first and then refuses as intended: that refusal proves the permission, and changes
+nothing.
 """
 
 from __future__ import annotations
@@ -10,11 +11,8 @@ import enum
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-from botocore.exceptions import BotoCoreError, ClientError
+from service.aws.errors import AWS_ERRORS, ErrorKind, classify, error_code
 
-from service.errors import ErrorKind, classify, error_code
-
-AWS_ERRORS = (ClientError, BotoCoreError, OSError)
 PROBE_REFUSALS = frozenset({"ReceiptHandleIsInvalid", "ConditionalCheckFailedException"})
 
 

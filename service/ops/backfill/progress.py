@@ -9,14 +9,13 @@ from __future__ import annotations
 import asyncio
 import shlex
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, TextIO
+from typing import Any, Protocol, TextIO
 
 import structlog
 
-if TYPE_CHECKING:
-    from service.backfill_run import Backfill, Options
+from service.ops.backfill.options import Options
 
-log = structlog.get_logger("service.backfill_progress")
+log = structlog.get_logger("service.ops.backfill.progress")
 
 PROGRESS_LOG_INTERVAL_S = 10.0
 PROGRESS_TTY_INTERVAL_S = 0.2
@@ -64,7 +63,16 @@ class ResumePoint:
         self._ahead = {i: key for i, key in self._ahead.items() if i < self._gap}
 
 
-async def report_progress(backfill: Backfill, terminal: TextIO | None) -> None:
+class Run(Protocol):
+    """What progress reads of a running backfill (`service.ops.backfill.run.Backfill`)."""
+
+    aborted: str | None
+    resume: ResumePoint
+
+    def figures(self) -> dict[str, Any]: ...
+
+
+async def report_progress(backfill: Run, terminal: TextIO | None) -> None:
     """Redraw one line on a terminal; without one, a `backfill.progress` log line every few seconds."""
     while True:
         await asyncio.sleep(PROGRESS_TTY_INTERVAL_S if terminal else PROGRESS_LOG_INTERVAL_S)
@@ -78,7 +86,7 @@ async def report_progress(backfill: Backfill, terminal: TextIO | None) -> None:
             log.info("backfill.progress", **figures)
 
 
-def summary(backfill: Backfill, options: Options, interrupted: bool) -> str:
+def summary(backfill: Run, options: Options, interrupted: bool) -> str:
     """The human summary: what happened to the listed objects, and where to resume."""
     figures, key = backfill.figures(), backfill.resume.key
     state = "aborted" if backfill.aborted else "interrupted" if interrupted else "finished"

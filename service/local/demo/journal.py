@@ -13,7 +13,7 @@ from typing import Any, NoReturn
 
 import structlog
 
-from service.demo_scenario import Step
+from service.local.demo.scenario import Step
 
 OUTCOMES = ("inserted", "duplicate", "conflict", "failed", "skipped", "quarantined")
 OUTCOME_EVENTS = {f"photo.{name}" for name in OUTCOMES[:4]} | {"record.skipped", "message.quarantined"}

@@ -11,23 +11,24 @@ from __future__ import annotations
 
 import asyncio
 import time
-from datetime import UTC, datetime
+from contextlib import AsyncExitStack
 
 import structlog
 
+from service.aws.clients import make_session, open_dynamodb, open_sqs
+from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
+from service.aws.queue import Message, Queue
+from service.aws.table import PhotoStore
 from service.config import Settings
-from service.disposal import Disposal
-from service.errors import ErrorKind, classify, error_code, pauses_intake
-from service.events import ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
-from service.health import Heartbeat
-from service.inflight import InFlight
+from service.ingest.outcomes import Disposition
+from service.ingest.settle import Ingest
 from service.metrics import Metrics, MetricsEmitter
-from service.outcomes import Disposition, Outcome, decide
-from service.pacing import Capacity, IntakeGate
-from service.queue import Message, Queue
-from service.store import PhotoStore, PutOutcome, build_item
+from service.worker.disposal import Disposal
+from service.worker.heartbeat import Heartbeat
+from service.worker.inflight import InFlight
+from service.worker.pacing import Capacity, IntakeGate
 
-log = structlog.get_logger("service.worker")
+log = structlog.get_logger("service.worker.worker")
 
 INTAKE_BACKOFF_CAP_S = 30.0
 
@@ -36,8 +37,8 @@ class Worker:
     def __init__(self, settings: Settings, queue: Queue, store: PhotoStore, metrics: Metrics) -> None:
         self._settings = settings
         self._queue = queue
-        self._store = store
         self._metrics = metrics
+        self._ingest = Ingest(store, settings.raw_prefix, metrics, watcher=self)
         self._capacity = Capacity(settings.max_in_flight_records)
         self._intake = IntakeGate(settings.retry_backoff_base_seconds / 2, INTAKE_BACKOFF_CAP_S)
         self._heartbeat = Heartbeat(settings.health_file)
@@ -157,68 +158,19 @@ class Worker:
                 self._in_flight.done(message)
 
     async def _process(self, message: Message) -> None:
-        try:
-            entries = parse_body(message.body, self._settings.raw_prefix)
-        except PoisonMessageError as exc:  # logged once, by the quarantine line
-            await self._disposal.apply(message, Disposition.QUARANTINE, exc.reason, detail=str(exc))
-            return
-        self._in_flight.hold(message, len(entries))
-        if len(entries) == 1:
-            outcomes = [await self._settle(entries[0])]
-        else:
-            outcomes = await asyncio.gather(*(self._settle(entry) for entry in entries))
-        disposition = decide(outcomes)
-        reason = "conflict" if disposition is Disposition.QUARANTINE else "record_failed"
-        await self._disposal.apply(message, disposition, reason)
+        settlement = await self._ingest.settle_body(
+            message.body, lambda records: self._in_flight.hold(message, records)
+        )
+        await self._disposal.apply(message, settlement.disposition, settlement.reason, detail=settlement.detail)
 
-    async def _settle(self, entry: ObjectRecord | SkippedRecord) -> Outcome:
-        if isinstance(entry, SkippedRecord):
-            level = log.warning if entry.reason == "missing_bucket_or_key" else log.info
-            level(
-                "record.skipped",
-                reason=entry.reason,
-                bucket=entry.bucket,
-                key=entry.key,
-                eventName=entry.event_name,
-            )
-            self._metrics.records["skipped"] += 1
-            return Outcome.SKIPPED
-        now = datetime.now(UTC)
-        item = build_item(entry, now)
-        fields = {"photoId": item["photoId"]["S"], "bucket": entry.bucket, "key": entry.key}
-        started = time.perf_counter()
-        try:
-            result = await self._store.put(item)
-        except Exception as exc:  # noqa: BLE001 - classified; the message stays on the queue
-            return self._put_failed(exc, fields)
-        self._metrics.sample(self._metrics.put_latency_ms, (time.perf_counter() - started) * 1000)
+    def put_succeeded(self) -> None:
         self._heartbeat.record_put(ok=True)
         self._intake.succeeded("put")
-        self._metrics.records[result.value] += 1
-        if result is PutOutcome.CONFLICT:
-            log.error("photo.conflict", **fields, reason="photoId held by another object; not overwritten")
-            return Outcome.CONFLICT
-        if result is PutOutcome.INSERTED:
-            lag_s = now.timestamp() - datetime.fromisoformat(item["uploadedAt"]["S"]).timestamp()
-            self._metrics.sample(self._metrics.lag_s, lag_s)
-        log.info(f"photo.{result.value}", **fields)
-        return Outcome(result.value)
 
-    def _put_failed(self, exc: Exception, fields: dict[str, str]) -> Outcome:
-        kind = classify(exc)
+    def put_failed(self, kind: ErrorKind) -> None:
         self._heartbeat.record_put(ok=False)
         if pauses_intake(kind):
             self._intake.failed("put")
-        self._metrics.records["failed"] += 1
-        log.error(
-            "photo.failed",
-            **fields,
-            kind=kind,
-            code=error_code(exc),
-            error=str(exc),
-            exc_info=kind is ErrorKind.UNEXPECTED,
-        )
-        return Outcome.FAILED
 
     async def _report(self, emitter: MetricsEmitter) -> None:
         while True:
@@ -233,3 +185,16 @@ class Worker:
         _, unfinished = await asyncio.wait(set(self._tasks), timeout=self._settings.shutdown_timeout_seconds)
         for task in unfinished:
             task.cancel()
+
+
+async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+    """The production path, also used by `demo` and `local`: one SQS and one DynamoDB client for the
+    process's lifetime, with connection pools sized to the in-flight limit."""
+    session = make_session()
+    async with AsyncExitStack() as stack:
+        sqs_pool = settings.pollers + settings.max_in_flight_records // 5 + 4  # receives + batch calls
+        sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
+        dynamodb = await open_dynamodb(stack, session, settings.max_in_flight_records + 4)
+        queue = Queue(sqs, settings.queue_url, settings.dead_letter_queue_url)
+        worker = Worker(settings, queue, PhotoStore(dynamodb, settings.photos_table), Metrics())
+        await worker.run(stop)

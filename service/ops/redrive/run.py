@@ -24,14 +24,14 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from service.errors import classify, error_code
-from service.queue import QUARANTINE_ATTRIBUTE_PREFIX, Queue, message_from_sqs
+from service.aws.errors import classify, error_code
+from service.aws.queue import QUARANTINE_ATTRIBUTE_PREFIX, Queue, message_from_sqs
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
     from types_aiobotocore_sqs.type_defs import MessageTypeDef
 
-log = structlog.get_logger("service.redrive_run")
+log = structlog.get_logger("service.ops.redrive.run")
 
 RECEIVE_WAIT_S = 2  # a long poll asks every SQS server, so an empty answer means the DLQ has nothing visible
 HOLD_S = 60  # visibility while a batch is sent and deleted; a failed send reappears after it

@@ -12,10 +12,10 @@ from dataclasses import dataclass
 
 import structlog
 
-from service.pacing import Capacity
-from service.queue import Message, Queue
+from service.aws.queue import Message, Queue
+from service.worker.pacing import Capacity
 
-log = structlog.get_logger("service.inflight")
+log = structlog.get_logger("service.worker.inflight")
 
 DEFAULT_VISIBILITY_S = 30  # SQS's default, used only until the queue's own value is known
 RELEASE_TIMEOUT_S = 5.0

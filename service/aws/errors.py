@@ -14,7 +14,8 @@
         ├── TimeoutError, OSError .......................... UNAVAILABLE
         └── anything else .................................. UNEXPECTED  (a bug: logged with its traceback)
 
-What each kind does to a message is the README's "Failure handling" table, enforced in `worker.py`:
+What each kind does to a message is docs/reliability.md's failure table, enforced by the core
+(`service.ingest.settle`) and the runtimes:
 POISON is quarantined; every other kind leaves the message on the queue with a backoff. The kinds that
 describe the environment rather than one message (`pauses_intake`) also pause receiving, so an outage does
 not burn through the messages' receive counts.
@@ -24,9 +25,12 @@ from __future__ import annotations
 
 import enum
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from service.events import PoisonMessageError
+from service.ingest.events import PoisonMessageError
+
+AWS_ERRORS = (ClientError, BotoCoreError, OSError)  # what an AWS call raises when AWS, not our code, says no
+__all__ = ["AWS_ERRORS", "ErrorKind", "NoRegionError", "classify", "error_code", "pauses_intake"]
 
 
 class ErrorKind(enum.StrEnum):

@@ -14,9 +14,7 @@ from contextlib import AsyncExitStack, asynccontextmanager
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
-import aioboto3
-
-from service.clients import open_dynamodb, open_s3, open_sqs
+from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -83,7 +81,7 @@ class Stack:
 @asynccontextmanager
 async def open_stack(endpoint: str) -> AsyncIterator[Stack]:
     """Provision what production has on the endpoint; the clients close on exit."""
-    session = aioboto3.Session()
+    session = make_session()
     async with AsyncExitStack() as clients:
         s3 = await open_s3(clients, session, 4)
         sqs = await open_sqs(clients, session, 4, 1)

@@ -16,11 +16,12 @@ import math
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-from service.clients import make_session, open_dynamodb, open_sqs
+from service import process
+from service.aws.clients import make_session, open_dynamodb, open_sqs
+from service.aws.errors import AWS_ERRORS, ErrorKind, classify
+from service.aws.table import PhotoStore
 from service.config import Settings
-from service.errors import ErrorKind, classify
-from service.preflight_findings import AWS_ERRORS, Finding, Level, failure, probe
-from service.store import PhotoStore
+from service.ops.check.findings import Finding, Level, failure, probe
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -34,14 +35,13 @@ NEVER_TRUE = "attribute_exists(photoId) AND attribute_not_exists(photoId)"
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `check`; its handler returns the exit code."""
-    check = commands.add_parser("check", help="preflight: queue, table and access; exit 0 if the worker can run")
-    check.set_defaults(handler=_cmd_check)
+    reads = [*process.variables(Settings), *process.AWS_VARIABLES]
+    summary = "preflight the queue, the table and access, changing nothing; exit 0 if the worker can run"
+    process.add_command(commands, "check", summary, reads, _cmd_check)
 
 
 def _cmd_check(args: argparse.Namespace) -> int:
-    from service.cli import load_settings  # noqa: PLC0415 - service.cli imports this module
-
-    settings = load_settings(Settings)
+    settings = process.load_settings(Settings)
     findings = asyncio.run(run_checks(settings))
     print(render(settings, findings))
     return 1 if any(finding.level is Level.FAIL for finding in findings) else 0

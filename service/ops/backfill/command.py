@@ -13,25 +13,25 @@ import sys
 from contextlib import AsyncExitStack
 from typing import Any, TextIO
 
-import aioboto3
 import structlog
 
-from service import cli
-from service.backfill_progress import report_progress, summary
-from service.backfill_run import Backfill, Options
-from service.clients import open_dynamodb, open_s3
+from service import process
+from service.aws.clients import make_session, open_dynamodb, open_s3
+from service.aws.table import PhotoStore
 from service.config import TableSettings
 from service.logs import configure_logging
-from service.store import PhotoStore
+from service.ops.backfill.options import Options
+from service.ops.backfill.progress import report_progress, summary
+from service.ops.backfill.run import Backfill
 
-log = structlog.get_logger("service.backfill")
+log = structlog.get_logger("service.ops.backfill.command")
 
 
 async def backfill_command(
     settings: TableSettings, options: Options, stop: asyncio.Event, terminal: TextIO | None
 ) -> int:
     """The whole command once settings are loaded: progress on `terminal` if there is one, summary on stdout."""
-    session = aioboto3.Session()
+    session = make_session()
     async with AsyncExitStack() as stack:
         s3 = await open_s3(stack, session, 2)
         dynamodb = await open_dynamodb(stack, session, options.concurrency + 4)
@@ -56,11 +56,11 @@ async def backfill_command(
             terminal.write("\n")
         log.info("backfill.finished", **backfill.figures(), interrupted=interrupted, aborted=backfill.aborted)
         print(summary(backfill, options, interrupted), flush=True)
-        return cli.EXIT_FAILED if tally.failed or backfill.aborted or interrupted else cli.EXIT_OK
+        return process.EXIT_FAILED if tally.failed or backfill.aborted or interrupted else process.EXIT_OK
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
-    settings = cli.load_settings(TableSettings)
+    settings = process.load_settings(TableSettings)
     configure_logging(settings.log_level, settings.log_format)
     options = Options(
         bucket=args.bucket,
@@ -75,7 +75,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
 
     async def main() -> int:
         stop = asyncio.Event()
-        cli.install_stop_handlers(stop)
+        process.install_stop_handlers(stop)
         return await backfill_command(settings, options, stop, sys.stderr if sys.stderr.isatty() else None)
 
     return asyncio.run(main())
@@ -90,10 +90,11 @@ def _concurrency(text: str) -> int:
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `backfill`; it needs PHOTOS_TABLE and RAW_PREFIX, s3:ListBucket and dynamodb:PutItem."""
-    parser = commands.add_parser("backfill", help="write the item of every object already in the bucket")
+    reads = [*process.variables(TableSettings), *process.AWS_VARIABLES]
+    summary = "write the Photos item of every object already in a bucket, with the worker's rules"
+    parser = process.add_command(commands, "backfill", summary, reads, _cmd_backfill)
     parser.add_argument("--bucket", required=True, help="the bucket to list")
     parser.add_argument("--prefix", help="list only keys under it (default: RAW_PREFIX)")
     parser.add_argument("--start-after", metavar="KEY", help="resume after this key (from a previous summary)")
     parser.add_argument("--dry-run", action="store_true", help="count what would be written; write nothing")
     parser.add_argument("--concurrency", type=_concurrency, default=16, help="puts in flight (default 16)")
-    parser.set_defaults(handler=_cmd_backfill)

@@ -11,19 +11,18 @@ import asyncio
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
-import aioboto3
 import structlog
 
-from service import cli
-from service.clients import open_sqs
+from service import process
+from service.aws.clients import make_session, open_sqs
 from service.config import Settings
 from service.logs import configure_logging
-from service.redrive_run import RECEIVE_WAIT_S, Moves, Redrive
+from service.ops.redrive.run import RECEIVE_WAIT_S, Moves, Redrive
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
-log = structlog.get_logger("service.redrive")
+log = structlog.get_logger("service.ops.redrive.command")
 
 
 async def would_move(sqs: SQSClient, dead_letter_url: str) -> tuple[int, int]:
@@ -41,13 +40,13 @@ async def redrive_command(settings: Settings, args: argparse.Namespace, stop: as
     assert settings.dead_letter_queue_url, "checked by the caller"
     dlq, queue = settings.dead_letter_queue_url, settings.queue_url
     async with AsyncExitStack() as stack:
-        sqs = await open_sqs(stack, aioboto3.Session(), 8, RECEIVE_WAIT_S)
+        sqs = await open_sqs(stack, make_session(), 8, RECEIVE_WAIT_S)
         if args.dry_run:
             await _dry_run(sqs, dlq, queue, args.max)
-            return cli.EXIT_OK
+            return process.EXIT_OK
         moves = await Redrive(sqs, dlq, queue).run(stop, args.max)
     _report(moves, dlq, queue, stop.is_set())
-    return cli.EXIT_FAILED if moves.send_failed or stop.is_set() else cli.EXIT_OK
+    return process.EXIT_FAILED if moves.send_failed or stop.is_set() else process.EXIT_OK
 
 
 async def _dry_run(sqs: SQSClient, dlq: str, queue: str, max_messages: int | None) -> None:
@@ -77,16 +76,16 @@ def _report(moves: Moves, dlq: str, queue: str, interrupted: bool) -> None:
 
 
 def _cmd_redrive(args: argparse.Namespace) -> int:
-    settings = cli.load_settings(Settings)
+    settings = process.load_settings(Settings)
     if not settings.dead_letter_queue_url:
-        raise cli.ConfigurationError("DEAD_LETTER_QUEUE_URL: required by `photo-ingest redrive`")
+        raise process.ConfigurationError("DEAD_LETTER_QUEUE_URL: required by `photo-ingest redrive`")
     if settings.dead_letter_queue_url == settings.queue_url:
-        raise cli.ConfigurationError("DEAD_LETTER_QUEUE_URL: must not be QUEUE_URL")
+        raise process.ConfigurationError("DEAD_LETTER_QUEUE_URL: must not be QUEUE_URL")
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> int:
         stop = asyncio.Event()
-        cli.install_stop_handlers(stop)
+        process.install_stop_handlers(stop)
         return await redrive_command(settings, args, stop)
 
     return asyncio.run(main())
@@ -101,7 +100,8 @@ def _positive(text: str) -> int:
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `redrive`; it needs QUEUE_URL and DEAD_LETTER_QUEUE_URL."""
-    parser = commands.add_parser("redrive", help="move the dead-letter queue's messages back to the queue")
+    reads = ["QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "LOG_FORMAT", *process.AWS_VARIABLES]
+    summary = "move the dead-letter queue's messages back to the queue, once their cause is fixed"
+    parser = process.add_command(commands, "redrive", summary, reads, _cmd_redrive)
     parser.add_argument("--max", type=_positive, help="move at most this many messages")
     parser.add_argument("--dry-run", action="store_true", help="print how many would move; move nothing")
-    parser.set_defaults(handler=_cmd_redrive)

@@ -1,7 +1,7 @@
 """`photo-ingest demo`: the whole pipeline on an embedded AWS stack, no account needed.
 
-Provision the stack, play the scenario (`demo_scenario`), run the real worker (`cli.run_worker`, as `run` does)
-until the queue is drained, say what happened to each step (`demo_journal`), and check it: exit 1 and say why if
+Provision the stack, play the scenario (`scenario`), run the real worker (`run_worker`, as `run` does)
+until the queue is drained, say what happened to each step (`journal`), and check it: exit 1 and say why if
 anything is off. `photo-ingest local` runs the same stack and worker for your own uploads.
 """
 
@@ -15,12 +15,15 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from service import cli, embedded, moto_endpoint  # a cycle by design: cli registers `demo`, which runs its worker
+from service import process
+from service.aws.queue import QUARANTINE_ATTRIBUTE_PREFIX
 from service.config import Settings
-from service.demo_journal import Settled, event_name, print_outcomes, watch_worker_logs
-from service.demo_scenario import MALFORMED_BODY, SCENARIO, expected_items, perform
-from service.embedded import BUCKET, RAW_PREFIX, Stack
-from service.queue import QUARANTINE_ATTRIBUTE_PREFIX
+from service.local import endpoint as moto_endpoint
+from service.local import stack as embedded
+from service.local.demo.journal import Settled, event_name, print_outcomes, watch_worker_logs
+from service.local.demo.scenario import MALFORMED_BODY, SCENARIO, expected_items, perform
+from service.local.stack import BUCKET, RAW_PREFIX, Stack
+from service.worker.worker import run_worker
 
 DRAIN_TIMEOUT_S = 30.0
 DRAIN_POLL_INTERVAL_S = 0.2
@@ -29,14 +32,14 @@ REASON_ATTRIBUTE = f"{QUARANTINE_ATTRIBUTE_PREFIX}reason"
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `demo`; its handler returns the exit code."""
-    demo = commands.add_parser("demo", help="run the whole pipeline once on an embedded AWS stack (moto)")
-    demo.set_defaults(handler=_cmd_demo)
+    summary = "run the whole pipeline once on an embedded AWS stack (moto) and check what it did"
+    process.add_command(commands, "demo", summary, [], _cmd_demo)
 
 
 def _cmd_demo(args: argparse.Namespace) -> int:
     if not moto_endpoint.available():
         print(moto_endpoint.install_hint("demo"), file=sys.stderr)
-        return cli.EXIT_USAGE
+        return process.EXIT_USAGE
     with moto_endpoint.running() as endpoint:
         return asyncio.run(_demo(endpoint))
 
@@ -56,10 +59,10 @@ async def _demo(endpoint: str) -> int:
     found = problems(settled, observed)
     if found:
         print("\nFAILED: " + "\n        ".join(found))
-        return cli.EXIT_FAILED
+        return process.EXIT_FAILED
     print(f"\nOK in {time.monotonic() - started:.1f} s: one item per photo, the duplicate recognised, the key outside")
     print("the prefix skipped, the malformed message quarantined. The worker and the stack are stopped.")
-    return cli.EXIT_OK
+    return process.EXIT_OK
 
 
 def _print_stack(stack: Stack) -> None:
@@ -72,11 +75,11 @@ def _print_stack(stack: Stack) -> None:
 async def _run_worker_until_drained(stack: Stack, expected_count: int) -> None:
     """The worker, as `run` starts it, stopped as SIGTERM would stop it once the pipeline has drained."""
     overrides = {"receive_wait_seconds": 1, "shutdown_timeout_seconds": 5, "metrics_enabled": False}
-    settings = cli.load_settings(Settings, **stack.settings_overrides(), **overrides)
+    settings = process.load_settings(Settings, **stack.settings_overrides(), **overrides)
     stop = asyncio.Event()
-    cli.install_stop_handlers(stop)
+    process.install_stop_handlers(stop)
     started = time.monotonic()
-    worker = asyncio.create_task(cli.run_worker(settings, stop))
+    worker = asyncio.create_task(run_worker(settings, stop))
     try:
         with contextlib.suppress(TimeoutError):  # the checks that follow say what is missing
             async with asyncio.timeout(DRAIN_TIMEOUT_S):

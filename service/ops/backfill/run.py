@@ -1,7 +1,7 @@
 """One backfill run: list the bucket and write each object's Photos item, with the worker's rules.
 
     lister ── ListObjectsV2 pages (keys are literal) ──▶ bounded queue ──▶ N put tasks ──▶ Tally, ResumePoint
-      every object: ObjectRecord(uploadedAt = LastModified) ─▶ build_item ─▶ the same conditional put
+      every object: ObjectRecord(uploadedAt = LastModified) ─▶ the core (`service.ingest`): the same item, the same put
 
 The put is conditional, so an object already in the table is a duplicate, never a second item. One object's
 failure is counted and the run goes on; a missing table or a denied put would fail them all, so it aborts.
@@ -13,41 +13,33 @@ import asyncio
 import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
-from dataclasses import asdict, dataclass
-from datetime import UTC, datetime
+from dataclasses import asdict
 from typing import TYPE_CHECKING, Any
 
 import structlog
 
-from service.backfill_progress import ResumePoint, Tally
-from service.errors import ErrorKind, classify, error_code
-from service.events import ObjectRecord
-from service.store import PhotoStore, PutOutcome, build_item
+from service.aws.errors import ErrorKind, classify, error_code
+from service.aws.table import PhotoStore
+from service.ingest.events import ObjectRecord
+from service.ingest.settle import Ingest
+from service.metrics import Metrics
+from service.ops.backfill.options import Options
+from service.ops.backfill.progress import ResumePoint, Tally
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
     from types_aiobotocore_s3.type_defs import ObjectTypeDef
 
-log = structlog.get_logger("service.backfill_run")
+log = structlog.get_logger("service.ops.backfill.run")
 
 EVENT_NAME = "Backfill"  # the item's eventName: says where the item came from
 _FATAL = frozenset({ErrorKind.MISSING, ErrorKind.FORBIDDEN})  # every other object would fail the same way
 
 
-@dataclass(frozen=True, slots=True)
-class Options:
-    bucket: str
-    prefix: str
-    raw_prefix: str
-    start_after: str | None = None
-    dry_run: bool = False
-    concurrency: int = 16
-
-
 class Backfill:
     def __init__(self, s3: S3Client, store: PhotoStore, options: Options) -> None:
         self._s3 = s3
-        self._store = store
+        self._ingest = Ingest(store, options.raw_prefix, Metrics())  # the worker's rules and its log lines
         self._options = options
         self._stop = asyncio.Event()
         self.tally = Tally()
@@ -74,7 +66,7 @@ class Backfill:
                     await queue.put((self.tally.listed, obj))  # waits while the put tasks are busy
                     self.tally.listed += 1
         except Exception as exc:  # noqa: BLE001 - classified; the summary still says how far it got
-            self._abort("listing_failed", exc)
+            self._abort("listing_failed", classify(exc), f"{error_code(exc)}: {exc}")
         for _ in range(self._options.concurrency):
             await queue.put(None)  # one end marker per put task
 
@@ -115,26 +107,15 @@ class Backfill:
             size=obj.get("Size"),
             etag=obj.get("ETag", "").strip('"') or None,  # S3 events carry the ETag without its quotes
         )
-        item = build_item(record, datetime.now(UTC))
-        fields = {"photoId": item["photoId"]["S"], "key": key}
-        try:
-            outcome = await self._store.put(item)
-        except Exception as exc:  # noqa: BLE001 - classified and counted; one object never ends the run
-            kind = classify(exc)
-            log.error("backfill.put_failed", **fields, kind=kind, code=error_code(exc), error=str(exc))
-            if kind in _FATAL:
-                self._abort(f"put_{kind}", exc)
-            return "failed"
-        if outcome is PutOutcome.CONFLICT:
-            log.error("photo.conflict", **fields, reason="photoId held by another object; not overwritten")
-        else:
-            log.debug(f"photo.{outcome.value}", **fields, source="backfill")
-        return outcome.value
+        settled = (await self._ingest.settle([record])).records[0]
+        if settled.kind in _FATAL:
+            self._abort(f"put_{settled.kind}", settled.kind, settled.error)
+        return settled.outcome.value
 
-    def _abort(self, reason: str, exc: Exception) -> None:
+    def _abort(self, reason: str, kind: ErrorKind | None, error: str) -> None:
         if self.aborted is None:
-            self.aborted = f"{reason}: {error_code(exc)}: {exc}"
-            log.error("backfill.aborted", reason=reason, kind=classify(exc), code=error_code(exc), error=str(exc))
+            self.aborted = f"{reason}: {error}"
+            log.error("backfill.aborted", reason=reason, kind=kind, error=error)
         self._stop.set()
 
     def figures(self) -> dict[str, Any]:

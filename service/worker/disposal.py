@@ -11,14 +11,14 @@ import math
 
 import structlog
 
+from service.aws.errors import classify, error_code
+from service.aws.queue import Message, Queue
 from service.config import SQS_MAX_VISIBILITY_SECONDS, Settings
-from service.errors import classify, error_code
+from service.ingest.outcomes import Disposition
 from service.metrics import Metrics
-from service.outcomes import Disposition
-from service.pacing import IntakeGate, backoff_delay
-from service.queue import Message, Queue
+from service.worker.pacing import IntakeGate, backoff_delay
 
-log = structlog.get_logger("service.disposal")
+log = structlog.get_logger("service.worker.disposal")
 
 
 class Disposal:
