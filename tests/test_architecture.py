@@ -180,3 +180,9 @@ def test_each_subcommand_says_what_it_is_for_and_what_it_reads(name: str) -> Non
         assert "QUEUE_URL" in text
         assert "PHOTOS_TABLE" in text
         assert "AWS_REGION" in text
+
+
+def test_every_folder_of_the_package_is_a_package() -> None:
+    """setuptools packs only folders with an `__init__.py`: a folder without one would be missing from the image."""
+    folders = {path.parent for path in SERVICE.rglob("*.py") if "__pycache__" not in path.parts}
+    assert {folder for folder in folders if not (folder / "__init__.py").exists()} == set()

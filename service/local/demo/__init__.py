@@ -1,0 +1,1 @@
+"""`photo-ingest demo`: the whole pipeline once on the embedded stack, then a checked summary."""
