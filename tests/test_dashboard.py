@@ -6,11 +6,14 @@ from __future__ import annotations
 
 import json
 import re
+import subprocess
+import sys
 from pathlib import Path
 from typing import Any
 
 from cfnlint.decode import decode
 
+from bench.dashboard_render import aggregate, alarms, metric_lines, placeholders, read_emf
 from service.config import Settings
 from service.metrics import MESSAGE_EVENTS, METRIC_UNITS, RECORD_OUTCOMES
 
@@ -143,3 +146,80 @@ def test_the_body_is_a_well_formed_dashboard() -> None:
         assert name
         assert STATISTICS.fullmatch(options["stat"])
         assert options["label"]
+
+
+# ---------------------------------------------------------------- the picture: bench/dashboard_render.py
+
+SAMPLE = ROOT / "docs" / "dashboard-sample.emf.jsonl"
+
+
+def emf_line(at_ms: int, figures: dict[str, float], namespace: str = "PhotoIngest") -> str:
+    declaration = {"Namespace": namespace, "Dimensions": [["Service"]], "Metrics": [{"Name": n} for n in figures]}
+    return json.dumps(
+        {"_aws": {"Timestamp": at_ms, "CloudWatchMetrics": [declaration]}, "Service": "photo-ingest"} | figures
+    )
+
+
+def test_the_renderer_combines_tasks_as_cloudwatch_does() -> None:
+    """Two tasks' lines in one period: Sum adds their counts, Maximum keeps the worst latency; a timing a line
+    leaves out is no datapoint, and log lines without `_aws` are not metrics."""
+    lines = [
+        emf_line(1_000, {"RecordsInserted": 3, "PutLatencyP99": 10.0}),
+        emf_line(2_000, {"RecordsInserted": 4, "PutLatencyP99": 30.0}),
+        emf_line(7_000, {"RecordsInserted": 0}),
+        json.dumps({"event": "metrics.summary", "RecordsInserted": 99}),
+    ]
+    points = read_emf(lines)
+    inserted = ("PhotoIngest", "RecordsInserted", (("Service", "photo-ingest"),))
+    latency = ("PhotoIngest", "PutLatencyP99", (("Service", "photo-ingest"),))
+
+    assert aggregate(points[inserted], "Sum", 5, start_s=0) == [(0, 7.0), (5, 0.0)]
+    assert aggregate(points[latency], "Maximum", 5, start_s=0) == [(0, 30.0)]
+    assert aggregate(points[latency], "p50", 5, start_s=0) == [(0, 10.0)]
+
+
+def test_the_pictures_alarms_are_the_templates_rules() -> None:
+    """The alarm panel evaluates each alarm of the template, found by the dashboard's alarm ARNs, with the
+    template's threshold: the dead-letter queue is in ALARM once it holds a message, not before."""
+    body = json.loads(template_body())
+    found = {alarm.arn: alarm for alarm in alarms(json.loads(json.dumps(template())), placeholders(body, standalone()))}
+    [widget] = [w["properties"] for w in standalone()["widgets"] if w["type"] == "alarm"]
+    assert set(found) == set(widget["alarms"])
+    dead_letters = found[PLACEHOLDERS["DeadLetterQueueNotEmptyAlarm.Arn"]]
+    assert dead_letters.key == ("AWS/SQS", "ApproximateNumberOfMessagesVisible", (("QueueName", "photos-ingest-dlq"),))
+    empty = {dead_letters.key: [(0.0, 0.0), (30.0, 0.0)]}
+    holding = {dead_letters.key: [(0.0, 0.0), (70.0, 3.0)]}
+
+    assert dead_letters.state(empty, start_s=0) == ("OK", None)
+    assert dead_letters.state(holding, start_s=0) == ("ALARM", 120)
+
+
+def test_the_sample_is_a_real_run_that_fills_every_panel() -> None:
+    """docs/dashboard-sample.emf.jsonl has datapoints for every metric line on the dashboard: the worker's own
+    lines (only metrics it emits), and the observed queue, service and CPU lines, marked as observed."""
+    lines = SAMPLE.read_text().splitlines()
+    points = read_emf(lines)
+    for widget in metric_widgets(standalone()):
+        for line in metric_lines(widget):
+            assert points.get(line.key), f"{widget['title']}: no datapoint for {line.key}"
+    documents = [json.loads(line) for line in lines]
+    from_worker = [d for d in documents if "observedBy" not in d]
+    assert from_worker
+    for document in from_worker:
+        [directive] = document["_aws"]["CloudWatchMetrics"]
+        assert directive["Namespace"] == "PhotoIngest"
+        assert {m["Name"] for m in directive["Metrics"]} <= set(METRIC_UNITS)
+    assert all(d["_aws"]["CloudWatchMetrics"][0]["Namespace"] != "PhotoIngest" for d in documents if "observedBy" in d)
+    assert sum(d["MessagesQuarantined"] for d in from_worker) >= 3  # the recorder's three bodies that are not JSON
+
+
+def test_the_renderer_draws_the_sample_into_a_png(tmp_path: Path) -> None:
+    """`python -m bench.dashboard_render` turns the sample into a PNG of the dashboard."""
+    out = tmp_path / "dashboard.png"
+    command = [sys.executable, "-m", "bench.dashboard_render", "--emf", str(SAMPLE), "--out", str(out)]
+
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False)
+
+    assert result.returncode == 0, result.stderr
+    assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
+    assert f"{len(standalone()['widgets'])} widgets" in result.stdout
