@@ -51,7 +51,7 @@ bench: $(STAMP_DEV)
 image-check: $(STAMP_DEV)
 	bash .ci/image-check
 
-## dashboard: record a real run's metrics (moto and photo-ingest workers, ~2 minutes) and draw docs/dashboard.png
+## dashboard: record a real run's metrics (moto and photo-ingest workers, ~3 minutes) and draw docs/dashboard.png
 .PHONY: dashboard
 dashboard: $(STAMP_DEV)
 	$(BIN)/python -m bench.dashboard_sample

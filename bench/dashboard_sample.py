@@ -22,7 +22,6 @@ The output (JSON lines, sorted by time) holds two kinds of EMF documents:
 from __future__ import annotations
 
 import argparse
-import itertools
 import json
 import logging
 import math
@@ -106,9 +105,8 @@ def oldest_message_age_s(queue_name: str) -> float:
     process runs the server), over every message not yet deleted, in flight or not."""
     from moto.sqs.models import sqs_backends
 
-    sent_ms = [
-        message.sent_timestamp or 0 for message in list(sqs_backends[ACCOUNT][REGION].queues[queue_name]._messages)
-    ]
+    queue = sqs_backends[ACCOUNT][REGION].queues[queue_name]
+    sent_ms = [message.sent_timestamp or 0 for message in list(queue._messages)]
     return max(0.0, time.time() - min(sent_ms) / 1000) if sent_ms else 0.0
 
 
@@ -118,7 +116,7 @@ class Worker:
     def __init__(self, env: dict[str, str], collect: Callable[[str], None]) -> None:
         command = [str(Path(sys.executable).parent / "photo-ingest"), "run"]
         self.process = subprocess.Popen(command, env=env, cwd=env["HOME"], stdout=subprocess.PIPE, text=True)
-        self._ticks = 0
+        self._ticks, self._read_at = 0, time.monotonic()
         self._ticks = self._cpu_ticks()
         self._reader = threading.Thread(target=self._read, args=(collect,), daemon=True)
         self._reader.start()
@@ -136,11 +134,13 @@ class Worker:
             return self._ticks
         return int(fields[11]) + int(fields[12])  # utime + stime, in clock ticks
 
-    def cpu_percent(self, interval_s: float) -> float:
+    def cpu_percent(self) -> float:
         """CPU used since the last call, as % of one vCPU (ECS's CPUUtilization with one vCPU reserved)."""
-        ticks = self._cpu_ticks()
-        used, self._ticks = ticks - self._ticks, ticks
-        return 100 * used / os.sysconf("SC_CLK_TCK") / interval_s
+        ticks, now = self._cpu_ticks(), time.monotonic()
+        used_s = (ticks - self._ticks) / os.sysconf("SC_CLK_TCK")
+        percent = 100 * used_s / max(now - self._read_at, 1e-3)
+        self._ticks, self._read_at = ticks, now
+        return percent
 
     def stop(self) -> None:
         self.process.send_signal(signal.SIGTERM)  # the worker drains, then exits 0
@@ -266,10 +266,8 @@ class Run:
             self.done.wait(1.0)
 
     def _observe_and_scale(self) -> None:
-        started, below_since = time.monotonic(), None
-        for tick in itertools.count():
-            if self.done.wait(max(0.0, started + (tick + 1) * INTERVAL_S - time.monotonic())):
-                return
+        below_since = None
+        while not self.done.wait(INTERVAL_S):
             visible, in_flight = self._depth(self.queue_url)
             desired = min(MAX_REPLICAS, max(1, math.ceil((visible + in_flight) / QUEUE_LENGTH)))
             below_since = self._scale(desired, below_since)
@@ -305,7 +303,7 @@ class Run:
         self.collect(emf("ECS/ContainerInsights", service, tasks))
         for worker in self.workers + self.stopped:
             if worker.process.poll() is None:
-                cpu = {"CPUUtilization": (worker.cpu_percent(INTERVAL_S), "Percent")}
+                cpu = {"CPUUtilization": (worker.cpu_percent(), "Percent")}
                 self.collect(emf("AWS/ECS", service, cpu))
 
 

@@ -13,7 +13,7 @@ from typing import Any
 
 from cfnlint.decode import decode
 
-from bench.dashboard_render import aggregate, alarms, metric_lines, placeholders, read_emf
+from bench.dashboard_data import aggregate, alarms, metric_lines, placeholders, read_emf
 from service.config import Settings
 from service.metrics import MESSAGE_EVENTS, METRIC_UNITS, RECORD_OUTCOMES
 
