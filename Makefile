@@ -50,3 +50,9 @@ bench: $(STAMP_DEV)
 ## image-check: build the real Dockerfile with buildah (no Docker engine needed) and test the image
 image-check: $(STAMP_DEV)
 	bash .ci/image-check
+
+## dashboard: record a real run's metrics (moto and photo-ingest workers, ~3 minutes) and draw docs/dashboard.png
+.PHONY: dashboard
+dashboard: $(STAMP_DEV)
+	$(BIN)/python -m bench.dashboard_sample
+	$(BIN)/python -m bench.dashboard_render
