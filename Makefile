@@ -56,3 +56,24 @@ image-check: $(STAMP_DEV)
 dashboard: $(STAMP_DEV)
 	$(BIN)/python -m bench.dashboard_sample
 	$(BIN)/python -m bench.dashboard_render
+
+## lambda-zip: dist/photo-ingest-lambda.zip for the python3.11 x86_64 Lambda runtime: photo-ingest and its locked
+## runtime dependencies (manylinux2014 wheels: the runtime is Amazon Linux 2, glibc 2.26), byte-compiled because
+## /var/task is read-only. Needs Python 3.11 here (the .pyc files are version-specific) and PyPI.
+.PHONY: lambda-zip
+LAMBDA_ZIP ?= dist/photo-ingest-lambda.zip
+LAMBDA_BUILD ?= build/lambda
+lambda-zip: | $(BIN)/python
+	$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "lambda-zip: build with Python 3.11")'
+	rm -rf $(LAMBDA_BUILD) $(LAMBDA_ZIP)
+	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(LAMBDA_BUILD)/wheel .
+	$(BIN)/pip install --quiet --no-compile --target $(LAMBDA_BUILD)/package --constraint config/constraints.txt \
+		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
+		$(LAMBDA_BUILD)/wheel/*.whl
+	rm -rf $(LAMBDA_BUILD)/package/bin
+	$(BIN)/python -m compileall -q -j 0 --invalidation-mode unchecked-hash $(LAMBDA_BUILD)/package
+	$(BIN)/python -c 'import shutil, sys; shutil.make_archive(sys.argv[1].removesuffix(".zip"), "zip", sys.argv[2])' \
+		$(LAMBDA_ZIP) $(LAMBDA_BUILD)/package
+	@$(BIN)/python -c 'import sys, zipfile; files = zipfile.ZipFile(sys.argv[1]).infolist(); \
+		print(sys.argv[1], "%.1f MB zipped," % (sum(f.compress_size for f in files) / 1e6), \
+		"%.1f MB unzipped (Lambda allows 250 MB)" % (sum(f.file_size for f in files) / 1e6))' $(LAMBDA_ZIP)

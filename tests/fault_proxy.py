@@ -12,6 +12,10 @@ that carry an `X-Amz-Target` header (DynamoDB's `DynamoDB_20120810.*`, SQS's `Am
     cut_after     the request is forwarded and moto answers, then the connection is closed without a response:
                   the call took effect but the client saw a network error (the nasty case)
 
+With `delay_s`, every request those filters select (`services`, `operations`, and `match` on the body) is
+held that long before it is answered or faulted: a slow endpoint. A request still held when the proxy stops is
+dropped without an answer.
+
 Everything else passes through unchanged. `counts` tells which faults were injected, per kind and per
 service and operation, so a test can assert that they happened. The proxy runs its own event loop in a daemon
 thread, so a test's blocking boto3 calls never stall it.
@@ -79,7 +83,8 @@ class FaultProxy:
     """`FaultProxy(upstream, rate=0.15).start()` gives a URL to use as `AWS_ENDPOINT_URL`; `stop()` ends it.
 
     `rate` and `services` may be changed while it runs. `operations` limits faults to those operation names
-    (e.g. {"PutItem"}); `kinds` picks the fault kinds, chosen uniformly.
+    (e.g. {"PutItem"}); `match` to requests whose body holds these bytes (e.g. one photo's id); `kinds` picks
+    the fault kinds, chosen uniformly. `delay_s` holds the requests so selected before answering them.
     """
 
     upstream: str
@@ -87,6 +92,8 @@ class FaultProxy:
     kinds: Sequence[str] = FAULT_KINDS
     services: frozenset[str] = frozenset({"dynamodb", "sqs"})
     operations: frozenset[str] | None = None
+    match: bytes | None = None
+    delay_s: float = 0.0
     seed: int | None = None
     counts: Counter[str] = field(default_factory=Counter)
     url: str = ""
@@ -97,6 +104,7 @@ class FaultProxy:
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set, init=False, repr=False)
     _handlers: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
+    _closing: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
 
     def __post_init__(self) -> None:
         unknown = set(self.kinds) - set(FAULT_KINDS)
@@ -170,6 +178,7 @@ class FaultProxy:
     async def _shutdown(self) -> None:
         """Abort every connection, so each handler sees end-of-stream and returns; cancel none of them."""
         assert self._server is not None
+        self._closing.set()  # held requests are dropped
         self._server.close()
         for writer in list(self._writers):
             writer.transport.abort()
@@ -181,15 +190,26 @@ class FaultProxy:
         with self._lock:
             self.counts[name] += 1
 
-    def _choose_fault(self, request: _Request) -> str | None:
-        service = request.service
-        if service is None or service not in self.services:
-            return None
+    def _selected(self, request: _Request) -> bool:
+        if request.service is None or request.service not in self.services:
+            return False
         if self.operations is not None and request.operation not in self.operations:
-            return None
-        if self._random.random() >= self.rate:
+            return False
+        return self.match is None or self.match in request.body
+
+    def _choose_fault(self, request: _Request) -> str | None:
+        if not self._selected(request) or self._random.random() >= self.rate:
             return None
         return self._random.choice(list(self.kinds))
+
+    async def _hold(self, request: _Request) -> bool:
+        """Wait `delay_s` before answering a selected request; False if the proxy stopped meanwhile."""
+        if not self.delay_s or not self._selected(request):
+            return True
+        self._count(f"delayed:{request.service}:{request.operation}")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._closing.wait(), self.delay_s)
+        return not self._closing.is_set()
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         self._writers.add(writer)
@@ -215,6 +235,8 @@ class FaultProxy:
     async def _answer(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False if the connection was cut on purpose."""
         self._count("requests")
+        if not await self._hold(request):
+            return False
         fault = self._choose_fault(request)
         if fault is not None:
             self._count(f"fault:{fault}:{request.service}:{request.operation}")

@@ -127,11 +127,7 @@ class Queue:
     async def quarantine(self, message: Message, reason: str) -> bool:
         """Send the body to the dead-letter queue with the reason, then delete the original."""
         assert self.dead_letter_url, "quarantine needs DEAD_LETTER_QUEUE_URL"
-        await self._client.send_message(
-            QueueUrl=self.dead_letter_url,
-            MessageBody=message.body,
-            MessageAttributes=quarantine_attributes(message, reason),
-        )
+        await send_to_dead_letter(self._client, self.dead_letter_url, message, reason)
         return await self.delete(message)
 
     async def _delete_batch(self, entries: Sequence[Entry]) -> set[str]:
@@ -177,6 +173,16 @@ async def _with_one_retry(
         if not todo:
             break
     return {message.receipt_handle for message, _ in todo.values()}
+
+
+async def send_to_dead_letter(client: SQSClient, dead_letter_url: str, message: Message, reason: str) -> None:
+    """The body, unchanged, to the dead-letter queue, with why and from which message (`quarantine_attributes`).
+    Every runtime quarantines through this: the worker then deletes the original, Lambda acknowledges it."""
+    await client.send_message(
+        QueueUrl=dead_letter_url,
+        MessageBody=message.body,
+        MessageAttributes=quarantine_attributes(message, reason),
+    )
 
 
 def quarantine_attributes(message: Message, reason: str) -> dict[str, Any]:

@@ -1,0 +1,144 @@
+"""The function's entry point, `service.aws_lambda.handler`, and the one runtime every warm invocation reuses.
+
+aioboto3 clients belong to the event loop that opened them, and `asyncio.run` closes its loop when it returns.
+So the loop is one `asyncio.Runner` and the clients one `AsyncExitStack`, kept at module scope for the life of
+the execution environment. Both are made by the first invocation, not at import: a bad setting then fails that
+invocation with a line naming the variable, and the import stays cheap.
+
+    handler(event, context) ─▶ runtime(): settings, logging, Runner (first call only)
+        └─▶ Runner.run: bind awsRequestId ─▶ open clients (first call only) ─▶ Batch.settle within the deadline
+              ─▶ {"batchItemFailures": [...]} ─▶ one EMF line
+"""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+from contextlib import AsyncExitStack
+from typing import Any, Protocol
+
+import structlog
+
+from service.aws.clients import make_session, open_dynamodb, open_sqs
+from service.aws.table import PhotoStore
+from service.aws_lambda.batch import Batch, BoundedStore, DeadLetter, Reply
+from service.aws_lambda.event import InvalidEventError, parse_event
+from service.aws_lambda.settings import LambdaSettings
+from service.ingest.settle import Ingest
+from service.logs import configure_logging
+from service.metrics import Metrics, MetricsEmitter
+from service.process import load_settings
+
+log = structlog.get_logger("service.aws_lambda")
+
+Response = dict[str, list[dict[str, str]]]
+SQS_POOL = 10  # dead-letter sends: at most one per message of a 10-message batch at once
+
+
+class LambdaContext(Protocol):
+    """What the handler reads of the context object Lambda passes."""
+
+    aws_request_id: str
+
+    def get_remaining_time_in_millis(self) -> int: ...
+
+
+class EnvironmentFailureError(RuntimeError):
+    """Every message failed because AWS did (a missing table, no permission, throttling, an outage). Failing the
+    invocation makes the event source mapping retry the batch and back off its concurrency, as the worker
+    pauses its intake."""
+
+
+class LambdaRuntime:
+    """One loop, one set of clients and one metrics emitter for every invocation of one execution environment."""
+
+    def __init__(self, settings: LambdaSettings) -> None:
+        self.settings = settings
+        self._runner = asyncio.Runner()
+        self._exits = AsyncExitStack()
+        self._metrics = Metrics()
+        self._emitter = MetricsEmitter(
+            self._metrics, settings.metrics_namespace, settings.metrics_dimensions, lambda: 0
+        )
+        self._batch: Batch | None = None
+        self.clients: tuple[Any, ...] = ()
+
+    @property
+    def loop(self) -> asyncio.AbstractEventLoop:
+        return self._runner.get_loop()
+
+    def invoke(self, event: object, context: LambdaContext) -> Response:
+        return self._runner.run(self._invoke(event, context))
+
+    def close(self) -> None:
+        """Close the clients, then the loop."""
+        self._runner.run(self._exits.aclose())
+        self._runner.close()
+
+    async def _invoke(self, event: object, context: LambdaContext) -> Response:
+        structlog.contextvars.clear_contextvars()  # the runner's context outlives each invocation
+        structlog.contextvars.bind_contextvars(awsRequestId=context.aws_request_id)
+        try:
+            sqs_event = parse_event(event)
+        except InvalidEventError as exc:
+            log.error("invocation.invalid_event", error=str(exc))
+            raise
+        messages = sqs_event.messages
+        cold = self._batch is None
+        batch = self._batch or await self._open()
+        budget_ms = context.get_remaining_time_in_millis() - self.settings.lambda_deadline_margin_ms
+        replies = await batch.settle(messages, budget_ms / 1000)
+        failures = [message.message_id for message in messages if not replies[message.message_id].acknowledged]
+        log.info(
+            "invocation.finished",
+            queue=sqs_event.queue,
+            messages=len(messages),
+            failures=len(failures),
+            coldStart=cold,
+            remainingMs=context.get_remaining_time_in_millis(),
+        )
+        if self.settings.metrics_enabled:
+            self._emitter.flush()
+        _raise_if_the_environment_failed(list(replies.values()))
+        return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}
+
+    async def _open(self) -> Batch:
+        settings = self.settings
+        session = make_session()
+        dynamodb = await open_dynamodb(self._exits, session, settings.max_in_flight_records + 4)
+        store = BoundedStore(PhotoStore(dynamodb, settings.photos_table), settings.max_in_flight_records)
+        dead_letter = None
+        if settings.dead_letter_queue_url:
+            sqs = await open_sqs(self._exits, session, SQS_POOL, wait_s=0)
+            dead_letter = DeadLetter(sqs, settings.dead_letter_queue_url)
+        self.clients = (dynamodb,) if dead_letter is None else (dynamodb, dead_letter.client)
+        self._batch = Batch(Ingest(store, settings.raw_prefix, self._metrics), self._metrics, dead_letter)
+        log.info("lambda.started", **settings.public_view())
+        return self._batch
+
+
+def _raise_if_the_environment_failed(replies: list[Reply]) -> None:
+    kinds = {reply.environment for reply in replies}
+    if replies and None not in kinds:
+        log.error("invocation.failed", kinds=sorted(str(kind) for kind in kinds))
+        raise EnvironmentFailureError(f"every message failed because AWS did ({', '.join(sorted(map(str, kinds)))})")
+
+
+@functools.cache
+def runtime() -> LambdaRuntime:
+    """The execution environment's runtime, made by the first invocation from the environment's settings."""
+    settings = load_settings(LambdaSettings)
+    configure_logging(settings.log_level, settings.log_format)
+    return LambdaRuntime(settings)
+
+
+def handler(event: object, context: LambdaContext) -> Response:
+    """Settle an SQS event source mapping's batch; answer the messages to leave on the queue."""
+    return runtime().invoke(event, context)
+
+
+def close() -> None:
+    """Close the clients and the loop, if open; a later invocation opens new ones."""
+    if runtime.cache_info().currsize:
+        runtime().close()
+        runtime.cache_clear()

@@ -1,0 +1,107 @@
+"""The deployment package as Lambda runs it: `make lambda-zip` (once per session; it needs PyPI), unpacked into an
+empty folder, imported by a fresh interpreter that sees nothing but that folder and the standard library
+(`python -S`, the folder on PYTHONPATH, as /var/task is), and invoked with events read from stdin, against moto."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import zipfile
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.bodies import direct, photos
+from tests.conftest import BUCKET, Stack
+from tests.lambda_mapping import receive_event
+
+ROOT = Path(__file__).parent.parent
+LAMBDA_LIMIT_BYTES = 250 * 1024 * 1024  # unzipped, the function and its layers together
+# What Lambda's Python runtime does: import the handler's module from /var/task, call it once per event with a
+# context object. Here the responses go to the file named by argv[1]; stdout holds the function's own output.
+RUNTIME = """
+import json, sys, time
+import service.aws_lambda as function
+
+class Context:
+    def __init__(self, request_id):
+        self.aws_request_id, self.deadline = request_id, time.monotonic() + 60
+    def get_remaining_time_in_millis(self):
+        return int((self.deadline - time.monotonic()) * 1000)
+
+modules = [sys.modules[name].__file__ for name in ("service", "aioboto3", "botocore", "pydantic_core", "aiohttp")]
+responses = [function.handler(event, Context(f"request-{n}")) for n, event in enumerate(json.load(sys.stdin))]
+function.close()
+with open(sys.argv[1], "w") as out:
+    json.dump({"responses": responses, "modules": modules, "path": sys.path}, out)
+"""
+
+
+@pytest.fixture(scope="session")
+def lambda_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    build = tmp_path_factory.mktemp("lambda-zip")
+    archive = build / "photo-ingest-lambda.zip"
+    command = ["make", "--no-print-directory", "lambda-zip", f"LAMBDA_ZIP={archive}", f"LAMBDA_BUILD={build / 'b'}"]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=100)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return archive
+
+
+def invoke_unpacked(task: Path, events: list[dict[str, Any]], env: dict[str, str]) -> tuple[dict[str, Any], str]:
+    out = task.parent / "responses.json"
+    process = subprocess.run(
+        [sys.executable, "-S", "-c", RUNTIME, str(out)],
+        input=json.dumps(events),
+        env=env | {"PYTHONPATH": str(task)},
+        cwd=task.parent,
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=60,
+    )
+    assert process.returncode == 0, process.stderr
+    return json.loads(out.read_text()), process.stdout
+
+
+def test_the_zip_fits_lambda_and_holds_the_handler(lambda_zip: Path) -> None:
+    """Well under Lambda's 250 MB unzipped; the handler's package, its dependencies' compiled extensions for
+    manylinux2014 x86_64 CPython 3.11, and compiled bytecode (/var/task is read-only); no console scripts."""
+    names = zipfile.ZipFile(lambda_zip).namelist()
+    assert sum(info.file_size for info in zipfile.ZipFile(lambda_zip).infolist()) < LAMBDA_LIMIT_BYTES
+    assert {"service/aws_lambda/__init__.py", "service/aws_lambda/__pycache__/__init__.cpython-311.pyc"} <= set(names)
+    extensions = [name for name in names if name.startswith("pydantic_core/") and name.endswith(".so")]
+    assert extensions
+    assert all("cpython-311-x86_64-linux-gnu" in name for name in extensions)
+    assert not [name for name in names if name.startswith(("bin/", "moto/", "pytest"))]
+
+
+def test_the_unpacked_zip_runs_as_lambda_runs_it(lambda_zip: Path, stack: Stack, tmp_path: Path) -> None:
+    """A fresh interpreter with only the unpacked zip imports `service.aws_lambda` from it and settles two events
+    (the second warm): the photos are written, the poison goes to the dead-letter queue, every log line is JSON
+    with its request id, and there is one EMF line per invocation."""
+    task = tmp_path / "task"
+    zipfile.ZipFile(lambda_zip).extractall(task)
+    first, second = photos(2, BUCKET, label="zip")
+    stack.send(direct(first), "not json")
+    events = [receive_event(stack, 2)]
+    stack.send(direct(second))
+    events.append(receive_event(stack, 1))
+    env = {name: value for name, value in os.environ.items() if name.startswith("AWS_")}
+    env |= {"PHOTOS_TABLE": stack.table, "DEAD_LETTER_QUEUE_URL": stack.dlq_url, "PATH": os.environ["PATH"]}
+
+    result, stdout = invoke_unpacked(task, events, env)
+
+    assert result["responses"] == [{"batchItemFailures": []}] * 2
+    assert all(module.startswith(str(task)) for module in result["modules"])
+    assert not [entry for entry in result["path"] if "site-packages" in entry]
+    assert sorted(stack.items()) == sorted([first.photo_id, second.photo_id])
+    assert stack.depth(stack.dlq_url) == 1
+    lines = [json.loads(line) for line in stdout.splitlines()]
+    emf = [line for line in lines if "_aws" in line]
+    logs = [line for line in lines if "_aws" not in line]
+    assert [line["MessagesReceived"] for line in emf] == [2, 1]
+    assert {line["awsRequestId"] for line in logs} == {"request-0", "request-1"}
+    assert [line["coldStart"] for line in logs if line["event"] == "invocation.finished"] == [True, False]
