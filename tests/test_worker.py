@@ -200,16 +200,17 @@ async def test_slow_puts_have_their_visibility_extended_and_are_processed_once(s
     assert not any(entry["event"] == "message.extend_failed" for entry in logs)
 
 
+@pytest.mark.parametrize(("visibility_s", "put_s"), [(2, 5.0), (1, 3.0)])
 async def test_a_short_queue_visibility_timeout_holds_from_the_first_receive(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, visibility_s: int, put_s: float
 ) -> None:
-    """The queue's own VisibilityTimeout is 2 s (no VISIBILITY_TIMEOUT_SECONDS) and a proxy makes every put take
-    5 s: the heartbeat extends each message by its own deadline from the first receive, so each of 20 messages
-    is received once, put once and deleted, and none reaches the dead-letter queue."""
-    stack.sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"VisibilityTimeout": "2"})
+    """The queue's own VisibilityTimeout is 2 s (or 1 s; no VISIBILITY_TIMEOUT_SECONDS) and a proxy makes every
+    put take 5 s (3 s): the heartbeat extends each message by its own deadline from the first receive, so each
+    of 20 messages is received once, put once and deleted, and none reaches the dead-letter queue."""
+    stack.sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"VisibilityTimeout": str(visibility_s)})
     photos = bodies.photos(20, BUCKET, "short visibility")
     stack.send(*map(bodies.direct, photos))
-    with FaultProxy(stack.endpoint, delays={"PutItem": 5.0}) as proxy, capture_logs() as logs:
+    with FaultProxy(stack.endpoint, delays={"PutItem": put_s}) as proxy, capture_logs() as logs:
         monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
         settings = stack.settings(visibility_timeout_seconds=None)
         await run_until(settings, lambda: stack.depth() == 0 and len(stack.items()) == len(photos), timeout_s=60)

@@ -1,7 +1,7 @@
 """The messages in flight, and how long SQS hides each one.
 
 `keep_visible` extends a message once half its visibility timeout is spent, by each message's own deadline
-(it sleeps until the earliest one is due, and wakes when a message arrives), so the heartbeat holds from the
+(it sleeps until the earliest one is due, or until the first message arrives), so the heartbeat holds from the
 first receive on a queue with a timeout of 1 s up, for at most VISIBILITY_EXTENSION_MAX_SECONDS. `deadline`
 says until when a message's records may keep retrying throttled puts; `release_all` makes whatever is left
 visible again at shutdown.
@@ -48,7 +48,8 @@ class InFlight:
 
     def add(self, message: Message) -> None:
         self._flights[message] = Flight(message.received_at + self._visibility / 2)
-        self._arrived.set()
+        if len(self._flights) == 1:  # the keeper was idle; later arrivals are never due before the earliest
+            self._arrived.set()
 
     def done(self, message: Message) -> None:
         self._flights.pop(message, None)
