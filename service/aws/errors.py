@@ -17,7 +17,8 @@
 
 What each kind does to a message is docs/reliability.md's failure table, enforced by the core
 (`service.ingest.settle`) and the runtimes:
-POISON is quarantined; every other kind leaves the message on the queue with a backoff. The kinds that
+POISON is quarantined; every other kind leaves the message on the queue with a backoff, except that a
+throttled put is first retried in process, within its message's deadline (docs/throughput.md). The kinds that
 describe the environment rather than one message (`pauses_intake`) also pause receiving, so an outage does
 not burn through the messages' receive counts.
 """
