@@ -32,6 +32,7 @@ log = structlog.get_logger("service.metrics")
 
 RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "failed")
 MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "delete_failed")
+THROTTLE_SCOPES = ("key_range", "table_capacity", "account_limit", "other")  # service.aws.errors.ThrottleScope
 SAMPLE_CAP = 10_000  # per series per interval: a uniform sample bounds memory and sorting at any rate
 
 
@@ -42,6 +43,7 @@ def _camel(name: str) -> str:
 METRIC_UNITS: dict[str, str] = (
     {f"Records{_camel(outcome)}": "Count" for outcome in RECORD_OUTCOMES}
     | {f"Messages{_camel(event)}": "Count" for event in MESSAGE_EVENTS}
+    | {f"Throttled{_camel(scope)}": "Count" for scope in THROTTLE_SCOPES}
     | {
         "PutLatencyP50": "Milliseconds",
         "PutLatencyP99": "Milliseconds",
@@ -49,6 +51,7 @@ METRIC_UNITS: dict[str, str] = (
         "MessageAgeMax": "Seconds",
         "EndToEndLagMax": "Seconds",
         "InFlightRecords": "Count",
+        "InFlightLimit": "Count",
     }
 )
 _NAMESPACE = re.compile(r"[A-Za-z0-9._#:/-]{1,255}")  # what CloudWatch accepts as a namespace
@@ -93,6 +96,7 @@ class Metrics:
     def _reset(self) -> None:
         self.records: Counter[str] = Counter()
         self.messages: Counter[str] = Counter()
+        self.throttles: Counter[str] = Counter()  # throttled puts, by scope
         self.put_latency_ms = Samples()
         self.message_age_s = Samples()
         self.lag_s = Samples()
@@ -100,10 +104,11 @@ class Metrics:
     def sample(self, series: Samples, value: float) -> None:
         series.add(value)
 
-    def snapshot(self, in_flight: int) -> dict[str, float]:
-        """Every figure of the interval, by metric name; resets the interval."""
+    def snapshot(self, gauges: Mapping[str, float]) -> dict[str, float]:
+        """Every figure of the interval, by metric name, and the gauges read now; resets the interval."""
         figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in RECORD_OUTCOMES}
         figures |= {f"Messages{_camel(e)}": self.messages[e] for e in MESSAGE_EVENTS}
+        figures |= {f"Throttled{_camel(s)}": self.throttles[s] for s in THROTTLE_SCOPES}
         if self.put_latency_ms:
             figures["PutLatencyP50"] = round(percentile(self.put_latency_ms, 0.50), 3)
             figures["PutLatencyP99"] = round(percentile(self.put_latency_ms, 0.99), 3)
@@ -112,7 +117,7 @@ class Metrics:
             figures["MessageAgeMax"] = round(self.message_age_s.peak, 3)
         if self.lag_s:
             figures["EndToEndLagMax"] = round(self.lag_s.peak, 3)
-        figures["InFlightRecords"] = in_flight
+        figures |= gauges
         self._reset()
         return figures
 
@@ -161,19 +166,19 @@ class MetricsEmitter:
         metrics: Metrics,
         namespace: str,
         dimensions: Mapping[str, str],
-        in_flight: Callable[[], int],
+        gauges: Callable[[], Mapping[str, float]],
         out: TextIO | None = None,
     ) -> None:
         self._metrics = metrics
         self._namespace = namespace
         self._dimensions = dict(dimensions)
-        self._in_flight = in_flight
+        self._gauges = gauges  # e.g. InFlightRecords and InFlightLimit, each declared in METRIC_UNITS
         self._out = out
         self._problems = emf_problems(namespace, self._dimensions)
         self._reported = False
 
     def flush(self) -> dict[str, float]:
-        figures = self._metrics.snapshot(self._in_flight())
+        figures = self._metrics.snapshot(self._gauges())
         if not self._problems:
             out = self._out or sys.stdout
             out.write(emf_line(figures, self._namespace, self._dimensions) + "\n")

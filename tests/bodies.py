@@ -78,6 +78,12 @@ def direct(photo: Photo, *, encode_slash: bool = False) -> str:
     return json.dumps(_records_document(photo, encode_slash=encode_slash), separators=(",", ":"))
 
 
+def direct_many(photos: list[Photo]) -> str:
+    """One direct notification carrying a record per photo (S3 sends one; the format allows many)."""
+    records = [_records_document(photo, encode_slash=False)["Records"][0] for photo in photos]
+    return json.dumps({"Records": records}, separators=(",", ":"))
+
+
 def sns(photo: Photo) -> str:
     envelope = copy.deepcopy(_template("sns-wrapped-s3-put"))
     envelope["MessageId"] = str(uuid.uuid4())

@@ -6,7 +6,8 @@ request, because moto's server closes its connection after every response. For a
 that carry an `X-Amz-Target` header (DynamoDB's `DynamoDB_20120810.*`, SQS's `AmazonSQS.*`), it injects one of:
 
     throttle      HTTP 400 with the service's throttling error (DynamoDB: ThrottlingException or
-                  ProvisionedThroughputExceededException; SQS: ThrottlingException)
+                  ProvisionedThroughputExceededException, carrying `throttling_reasons` if given, as DynamoDB's
+                  ThrottlingReasons; SQS: ThrottlingException)
     server_error  HTTP 500 (DynamoDB: InternalServerError; SQS: InternalError)
     cut_before    the connection is closed without a response; moto never sees the request
     cut_after     the request is forwarded and moto answers, then the connection is closed without a response:
@@ -16,8 +17,9 @@ With `delay_s`, every request those filters select (`services`, `operations`, an
 held that long before it is answered or faulted: a slow endpoint. A request still held when the proxy stops is
 dropped without an answer.
 
-Everything else passes through unchanged. `counts` tells which faults were injected, per kind and per
-service and operation, so a test can assert that they happened. The proxy runs its own event loop in a daemon
+Everything else passes through unchanged, after `delays[operation]` seconds if given (a slow table).
+`counts` tells which faults were injected, per kind and per service and operation, and how many requests of
+each operation arrived, so a test can assert that they happened. The proxy runs its own event loop in a daemon
 thread, so a test's blocking boto3 calls never stall it.
 """
 
@@ -29,12 +31,13 @@ import json
 import random
 import threading
 from collections import Counter
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 
 FAULT_KINDS = ("throttle", "server_error", "cut_before", "cut_after")
 MAX_HEADER_BYTES = 64 * 1024
 UPSTREAM_TIMEOUT_S = 60.0  # above the longest long poll (20 s) plus moto's slowest answers
+TABLE_ARN = "arn:aws:dynamodb:us-east-1:123456789012:table/Photos"
 
 _ERRORS = {
     ("dynamodb", "throttle"): [
@@ -85,6 +88,8 @@ class FaultProxy:
     `rate` and `services` may be changed while it runs. `operations` limits faults to those operation names
     (e.g. {"PutItem"}); `match` to requests whose body holds these bytes (e.g. one photo's id); `kinds` picks
     the fault kinds, chosen uniformly. `delay_s` holds the requests so selected before answering them.
+    `throttling_reasons` (e.g. ["TableWriteKeyRangeThroughputExceeded"]) are listed, each for TABLE_ARN, in
+    DynamoDB's throttling errors.
     """
 
     upstream: str
@@ -95,6 +100,8 @@ class FaultProxy:
     match: bytes | None = None
     delay_s: float = 0.0
     seed: int | None = None
+    delays: Mapping[str, float] = field(default_factory=dict)
+    throttling_reasons: Sequence[str] = ()
     counts: Counter[str] = field(default_factory=Counter)
     url: str = ""
     _random: random.Random = field(init=False, repr=False)
@@ -153,7 +160,16 @@ class FaultProxy:
     def by_operation(self) -> dict[str, int]:
         """Faults injected per `kind:service:operation`."""
         with self._lock:
-            return {name.removeprefix("fault:"): n for name, n in sorted(self.counts.items()) if name != "requests"}
+            return {
+                name.removeprefix("fault:"): n for name, n in sorted(self.counts.items()) if name.startswith("fault:")
+            }
+
+    def requests(self, operation: str) -> int:
+        """How many requests of this operation (e.g. "PutItem") arrived, faulted or not."""
+        with self._lock:
+            return sum(
+                n for name, n in self.counts.items() if name.startswith("request:") and name.endswith(f":{operation}")
+            )
 
     def summary(self) -> dict[str, int]:
         """Requests seen and faults injected, by kind."""
@@ -235,6 +251,7 @@ class FaultProxy:
     async def _answer(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False if the connection was cut on purpose."""
         self._count("requests")
+        self._count(f"request:{request.service}:{request.operation}")
         if not await self._hold(request):
             return False
         fault = self._choose_fault(request)
@@ -245,15 +262,23 @@ class FaultProxy:
         if fault in {"throttle", "server_error"}:
             assert request.service is not None
             status, code, message = self._random.choice(_ERRORS[(request.service, fault)])
-            writer.write(_error_response(status, code, message, request.keep_alive))
+            writer.write(_error_response(status, code, message, request.keep_alive, self._reasons(code)))
             await writer.drain()
             return True
+        await asyncio.sleep(self.delays.get(request.operation, 0.0))
         response = await self._forward(request)
         if fault == "cut_after":
             return False
         writer.write(response)
         await writer.drain()
         return True
+
+    def _reasons(self, code: str) -> dict[str, object]:
+        """DynamoDB's throttling reasons, under the member name of the error's shape."""
+        if not self.throttling_reasons or "dynamodb" not in code:
+            return {}
+        name = "throttlingReasons" if code.endswith("#ThrottlingException") else "ThrottlingReasons"
+        return {name: [{"reason": reason, "resource": TABLE_ARN} for reason in self.throttling_reasons]}
 
     async def _forward(self, request: _Request) -> bytes:
         """Send the request to moto on a fresh connection and return its whole response, re-framed for a
@@ -304,8 +329,8 @@ async def _read_request(reader: asyncio.StreamReader) -> _Request | None:
     return _Request(head, headers, body)
 
 
-def _error_response(status: int, code: str, message: str, keep_alive: bool) -> bytes:
-    body = json.dumps({"__type": code, "message": message}).encode()
+def _error_response(status: int, code: str, message: str, keep_alive: bool, extra: dict[str, object]) -> bytes:
+    body = json.dumps({"__type": code, "message": message, **extra}).encode()
     reason = {400: "Bad Request", 500: "Internal Server Error"}[status]
     head = (
         f"HTTP/1.1 {status} {reason}\r\n"

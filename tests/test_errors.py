@@ -8,7 +8,7 @@ import json
 import pytest
 from botocore.exceptions import ClientError, ConnectTimeoutError, EndpointConnectionError, ReadTimeoutError
 
-from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
+from service.aws.errors import ErrorKind, ThrottleScope, classify, error_code, pauses_intake, throttle_scopes
 from service.ingest.events import PoisonMessageError
 from tests.conftest import EVENTS
 
@@ -80,3 +80,28 @@ def test_error_code_names_the_aws_code_or_the_class() -> None:
     """Logs carry the AWS error code, or the exception's class for everything else."""
     assert error_code(client_error("ThrottlingException")) == "ThrottlingException"
     assert error_code(TimeoutError()) == "TimeoutError"
+
+
+@pytest.mark.parametrize(
+    ("reason", "scope"),
+    [
+        ("TableWriteKeyRangeThroughputExceeded", ThrottleScope.KEY_RANGE),
+        ("IndexWriteKeyRangeThroughputExceeded", ThrottleScope.KEY_RANGE),
+        ("TableWriteProvisionedThroughputExceeded", ThrottleScope.TABLE_CAPACITY),
+        ("TableWriteMaxOnDemandThroughputExceeded", ThrottleScope.TABLE_CAPACITY),
+        ("TableWriteAccountLimitExceeded", ThrottleScope.ACCOUNT_LIMIT),
+        ("SomethingNew", ThrottleScope.OTHER),
+    ],
+)
+def test_throttling_reasons_tell_a_key_range_from_a_table_or_account_limit(reason: str, scope: ThrottleScope) -> None:
+    """DynamoDB names the limit type at the end of each reason (ResourceType + OperationType + LimitType)."""
+    arn = "arn:aws:dynamodb:us-east-1:123456789012:table/Photos"
+    response = {"Error": {"Code": "ProvisionedThroughputExceededException"}}
+    exc = ClientError(response | {"ThrottlingReasons": [{"reason": reason, "resource": arn}]}, "PutItem")  # type: ignore[arg-type]
+    assert throttle_scopes(exc) == [(scope, arn)]
+    lower = ClientError(response | {"throttlingReasons": [{"reason": reason, "resource": arn}]}, "PutItem")  # type: ignore[arg-type]
+    assert throttle_scopes(lower) == [(scope, arn)]  # a ThrottlingException spells the member so
+
+
+def test_a_throttle_without_reasons_is_other() -> None:
+    assert throttle_scopes(client_error("ThrottlingException")) == [(ThrottleScope.OTHER, "")]

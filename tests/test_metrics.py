@@ -48,7 +48,9 @@ CLOUDWATCH_UNITS = {
 COUNTERS = (
     *("RecordsInserted", "RecordsDuplicate", "RecordsSkipped", "RecordsConflict", "RecordsFailed"),
     *("MessagesReceived", "MessagesDeleted", "MessagesReleased", "MessagesQuarantined", "MessagesDeleteFailed"),
+    *("ThrottledKeyRange", "ThrottledTableCapacity", "ThrottledAccountLimit", "ThrottledOther"),
 )
+GAUGES = {"InFlightRecords": 0, "InFlightLimit": 128}
 
 
 def assert_valid_emf(line: str, namespace: str, dimensions: dict[str, str]) -> dict[str, Any]:
@@ -132,6 +134,10 @@ async def test_a_worker_run_emits_valid_emf_lines_whose_counts_match_the_run(
         "MessagesReleased": 0,
         "MessagesQuarantined": 2,
         "MessagesDeleteFailed": 0,
+        "ThrottledKeyRange": 0,
+        "ThrottledTableCapacity": 0,
+        "ThrottledAccountLimit": 0,
+        "ThrottledOther": 0,
     }
     timed = [document for document in documents if "PutLatencyP50" in document]
     assert timed
@@ -139,21 +145,23 @@ async def test_a_worker_run_emits_valid_emf_lines_whose_counts_match_the_run(
     assert max(d.get("EndToEndLagMax", 0) for d in documents) > 3600  # the events are from 2024
     assert max(d.get("MessageAgeMax", 0) for d in documents) < 60
     assert documents[-1]["InFlightRecords"] == 0
+    assert {document["InFlightLimit"] for document in documents} == {128}  # MAX_IN_FLIGHT_RECORDS: no throttle
 
 
 def test_an_idle_interval_reports_zero_counts_and_no_timings() -> None:
     """With nothing received, counters are 0 (alarms see data) and timings are absent, not a false 0 ms."""
     out = io.StringIO()
-    figures = MetricsEmitter(Metrics(), "PhotoIngest", {"Service": "pi"}, lambda: 0, out=out).flush()
+    figures = MetricsEmitter(Metrics(), "PhotoIngest", {"Service": "pi"}, lambda: GAUGES, out=out).flush()
     document = assert_valid_emf(out.getvalue(), "PhotoIngest", {"Service": "pi"})
-    assert set(figures) == {*COUNTERS, "InFlightRecords"}
-    assert all(document[name] == 0 for name in figures)
+    assert set(figures) == {*COUNTERS, *GAUGES}
+    assert all(document[name] == 0 for name in COUNTERS)
+    assert (document["InFlightRecords"], document["InFlightLimit"]) == (0, 128)
 
 
 def test_each_flush_starts_a_new_interval() -> None:
     """A flush reports what happened since the previous flush only."""
     metrics = Metrics()
-    emitter = MetricsEmitter(metrics, "PhotoIngest", {}, lambda: 3, out=io.StringIO())
+    emitter = MetricsEmitter(metrics, "PhotoIngest", {}, lambda: {"InFlightRecords": 3}, out=io.StringIO())
     metrics.records["inserted"] += 2
     metrics.sample(metrics.put_latency_ms, 12.5)
     first = emitter.flush()
@@ -191,6 +199,6 @@ def test_settings_that_cloudwatch_would_reject_turn_the_emf_line_off_not_the_wor
     assert emf_problems("PhotoIngest", {"Service": " "}) != []
     assert emf_problems("PhotoIngest", {"Service": "ñ"}) != []
     out = io.StringIO()
-    figures = MetricsEmitter(Metrics(), "Photo Ingest", {}, lambda: 0, out=out).flush()
+    figures = MetricsEmitter(Metrics(), "Photo Ingest", {}, lambda: GAUGES, out=out).flush()
     assert out.getvalue() == ""
     assert figures["RecordsInserted"] == 0

@@ -1,4 +1,4 @@
-"""Backpressure and backoff: the in-flight limit, the intake pause and the retry delays."""
+"""Backoff: the intake pause and the retry delays (the in-flight limit: tests/test_limiter.py)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,8 @@ import asyncio
 
 import pytest
 
-from service.worker.pacing import Capacity, IntakeGate, backoff_delay
+from service.ingest.limiter import backoff_delay
+from service.worker.pacing import IntakeGate
 
 
 @pytest.mark.parametrize(("attempt", "low", "high"), [(1, 1, 2), (2, 2, 4), (3, 4, 8), (10, 150, 300), (99, 150, 300)])
@@ -14,39 +15,6 @@ def test_backoff_is_exponential_capped_and_never_zero(attempt: int, low: float, 
     """attempt n waits between half and all of min(cap, base * 2**(n-1)): jittered, capped, never hot."""
     for _ in range(50):
         assert low <= backoff_delay(attempt, base_s=2, cap_s=300) <= high
-
-
-async def test_capacity_grants_what_is_free_and_waits_when_full() -> None:
-    """reserve takes up to `want` free slots; with none free it waits until a release."""
-    capacity, stop = Capacity(12), asyncio.Event()
-    assert await capacity.reserve(10, stop) == 10
-    assert await capacity.reserve(10, stop) == 2
-    waiting = asyncio.create_task(capacity.reserve(10, stop))
-    await asyncio.sleep(0)
-    assert not waiting.done()
-    capacity.release(3)
-    assert await waiting == 3
-    assert capacity.in_use == 12
-
-
-async def test_capacity_overdraft_blocks_pollers_until_paid_back() -> None:
-    """A multi-record message may overdraw; no new receive is allowed until the slots come back."""
-    capacity, stop = Capacity(2), asyncio.Event()
-    assert await capacity.reserve(2, stop) == 2
-    capacity.take(1)  # a two-record message holds one slot more than it reserved
-    capacity.release(1)  # another message finishes: the overdraft is paid, but nothing is free yet
-    assert await capacity.reserve(1, stop, poll_s=0.01) == 0
-    capacity.release(2)
-    assert await capacity.reserve(5, stop) == 2
-
-
-async def test_capacity_wait_ends_at_stop() -> None:
-    """A poller waiting for room returns 0 as soon as the worker is asked to stop."""
-    capacity, stop = Capacity(1), asyncio.Event()
-    await capacity.reserve(1, stop)
-    waiting = asyncio.create_task(capacity.reserve(1, stop))
-    stop.set()
-    assert await asyncio.wait_for(waiting, 1) == 0
 
 
 async def test_the_gate_pauses_after_failures_and_opens_after_success() -> None:

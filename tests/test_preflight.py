@@ -198,6 +198,20 @@ async def test_a_short_visibility_timeout_setting_fails_too(stack: Stack) -> Non
     assert "raise VISIBILITY_TIMEOUT_SECONDS to 15s or more" in finding.text
 
 
+async def test_a_visibility_timeout_under_30_seconds_is_a_warning(stack: Stack) -> None:
+    """20 s covers a 5 s drain, but not one put's worst case with the SDK's retries: the heartbeat would be the
+    only guard against a second receive, so the check warns and names 30 s, and still passes."""
+    settings = stack.settings(visibility_timeout_seconds=20, shutdown_timeout_seconds=5)
+
+    findings = await run_checks(settings)
+
+    assert failures(findings) == []
+    [finding] = by_subject(findings)["visibility"]
+    assert finding.level is Level.WARN
+    assert "20s (VISIBILITY_TIMEOUT_SECONDS) is short" in finding.text
+    assert "raise it to 30s or more" in finding.text
+
+
 async def test_a_missing_dead_letter_queue_fails(stack: Stack) -> None:
     """A DEAD_LETTER_QUEUE_URL that names no queue fails: quarantined messages would have nowhere to go."""
     settings = stack.settings(dead_letter_queue_url=stack.dlq_url + "-missing")

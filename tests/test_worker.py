@@ -22,7 +22,9 @@ from service.ingest.ids import photo_id
 from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide
 from service.metrics import Metrics
 from service.worker.worker import Worker
+from tests import bodies
 from tests.conftest import BUCKET, Stack, event_body, eventually, run_until
+from tests.fault_proxy import FaultProxy
 
 
 def capture_logs() -> Any:
@@ -196,6 +198,63 @@ async def test_slow_puts_have_their_visibility_extended_and_are_processed_once(s
     assert store.calls == 1
     assert len(stack.items()) == 1
     assert not any(entry["event"] == "message.extend_failed" for entry in logs)
+
+
+@pytest.mark.parametrize(("visibility_s", "put_s"), [(2, 5.0), (1, 3.0)])
+async def test_a_short_queue_visibility_timeout_holds_from_the_first_receive(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, visibility_s: int, put_s: float
+) -> None:
+    """The queue's own VisibilityTimeout is 2 s (or 1 s; no VISIBILITY_TIMEOUT_SECONDS) and a proxy makes every
+    put take 5 s (3 s): the heartbeat extends each message by its own deadline from the first receive, so each
+    of 20 messages is received once, put once and deleted, and none reaches the dead-letter queue."""
+    stack.sqs.set_queue_attributes(QueueUrl=stack.queue_url, Attributes={"VisibilityTimeout": str(visibility_s)})
+    photos = bodies.photos(20, BUCKET, "short visibility")
+    stack.send(*map(bodies.direct, photos))
+    with FaultProxy(stack.endpoint, delays={"PutItem": put_s}) as proxy, capture_logs() as logs:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        settings = stack.settings(visibility_timeout_seconds=None)
+        await run_until(settings, lambda: stack.depth() == 0 and len(stack.items()) == len(photos), timeout_s=60)
+    assert proxy.requests("PutItem") == len(photos)
+    deleted = [entry for entry in logs if entry["event"] == "message.deleted"]
+    assert len(deleted) == len({entry["messageId"] for entry in deleted}) == len(photos)
+    assert {entry["receiveCount"] for entry in logs if "receiveCount" in entry} == {1}
+    assert not [entry for entry in logs if entry["event"] in {"photo.duplicate", "message.extend_failed"}]
+    assert stack.depth(stack.dlq_url) == 0
+
+
+class CountingStore(PhotoStore):
+    """The real store, counting the puts that run at once."""
+
+    def __init__(self, store: PhotoStore) -> None:
+        self.__dict__.update(store.__dict__)
+        self.running = self.peak = 0
+
+    async def put(self, item: dict[str, dict[str, str]]) -> PutOutcome:
+        self.running += 1
+        self.peak = max(self.peak, self.running)
+        try:
+            return await super().put(item)
+        finally:
+            self.running -= 1
+
+
+async def test_messages_with_more_records_than_the_limit_work_within_it(stack: Stack) -> None:
+    """Six messages of 25 records each, with MAX_IN_FLIGHT_RECORDS=4 and two pollers: never more than 4 puts
+    run at once (no message overdraws the limit), no message waits forever for slots its neighbours hold, and
+    every photo is stored once."""
+    photos = bodies.photos(150, BUCKET, "many records")
+    stack.send(*(bodies.direct_many(photos[start : start + 25]) for start in range(0, 150, 25)))
+    settings = stack.settings(max_in_flight_records=4, pollers=2)
+    async with AsyncExitStack() as exits:
+        session = aioboto3.Session()
+        sqs = await open_sqs(exits, session, 10, settings.receive_wait_seconds)
+        store = CountingStore(PhotoStore(await open_dynamodb(exits, session, 10), settings.photos_table))
+        worker = Worker(settings, Queue(sqs, settings.queue_url), store, Metrics())
+        with capture_logs() as logs:
+            await run_worker_task(worker, asyncio.Event(), lambda: stack.depth() == 0, timeout_s=60)
+    assert stack.items().keys() == {photo.photo_id for photo in photos}
+    assert store.peak == 4
+    assert [entry["event"] for entry in logs].count("message.deleted") == 6
 
 
 async def test_sigterm_releases_unfinished_messages_at_once(stack: Stack) -> None:

@@ -1,8 +1,14 @@
 """The AWS clients, built once per process and closed by the caller's `AsyncExitStack`.
 
 Region, credentials and endpoints come from the SDK's own chain (`AWS_REGION`, the ECS task role,
-`AWS_ENDPOINT_URL[_SQS|_DYNAMODB|_S3]`). Retries use botocore's `standard` mode unless `AWS_RETRY_MODE` says
-otherwise: `legacy`, botocore's default, does not retry DynamoDB's `RequestLimitExceeded`.
+`AWS_ENDPOINT_URL[_SQS|_DYNAMODB|_S3]`).
+
+Retries are pinned here rather than inherited, since the AWS SDKs' defaults change in late 2026
+(docs/throughput.md, "The SDK's retries"): botocore's `standard` mode (`legacy`, botocore 1.40's default, does
+not retry DynamoDB's `RequestLimitExceeded`), 3 attempts in all for SQS and S3, and 2 for DynamoDB: one SDK
+retry covers a dropped connection or a 500, and a throttle that outlasts it reaches the worker's limiter at
+once, which shrinks the in-flight limit and retries the put in process. `AWS_RETRY_MODE` and
+`AWS_MAX_ATTEMPTS` still override both; the connect and read timeouts below are fixed.
 """
 
 from __future__ import annotations
@@ -24,6 +30,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 CONNECT_TIMEOUT_S = 5
+MAX_ATTEMPTS = 3  # botocore `standard` mode's own default, pinned
+DYNAMODB_MAX_ATTEMPTS = 2
 DYNAMODB_READ_TIMEOUT_S = 10
 LONG_POLL_MARGIN_S = 10  # a 20 s long poll needs a read timeout above 20 s
 # botocore rebuilds its default User-Agent twice for every request, about 10% of the worker's CPU per message
@@ -37,10 +45,12 @@ def make_session() -> aioboto3.Session:
     return aioboto3.Session(region_name=os.environ.get("AWS_REGION") or None)
 
 
-def client_config(max_pool_connections: int, read_timeout_s: float) -> AioConfig:
+def client_config(max_pool_connections: int, read_timeout_s: float, *, max_attempts: int = MAX_ATTEMPTS) -> AioConfig:
     retries: dict[str, Any] = {"mode": os.environ.get("AWS_RETRY_MODE") or "standard"}
+    if not os.environ.get("AWS_MAX_ATTEMPTS"):  # botocore reads it itself when this dict has no attempts
+        retries["total_max_attempts"] = max_attempts
     return AioConfig(
-        retries=retries,  # AWS_MAX_ATTEMPTS still applies: botocore reads it when this dict lacks it
+        retries=retries,
         connect_timeout=CONNECT_TIMEOUT_S,
         read_timeout=read_timeout_s,
         max_pool_connections=max_pool_connections,
@@ -57,7 +67,7 @@ async def open_sqs(stack: AsyncExitStack, session: aioboto3.Session, pool: int, 
 
 
 async def open_dynamodb(stack: AsyncExitStack, session: aioboto3.Session, pool: int) -> DynamoDBClient:
-    config = client_config(pool, DYNAMODB_READ_TIMEOUT_S)
+    config = client_config(pool, DYNAMODB_READ_TIMEOUT_S, max_attempts=DYNAMODB_MAX_ATTEMPTS)
     client: DynamoDBClient = await stack.enter_async_context(session.client("dynamodb", config=config))
     return client
 

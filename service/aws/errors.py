@@ -5,7 +5,8 @@
     └── Exception
         ├── events.PoisonMessageError ...................... POISON      (not JSON, broken envelope)
         ├── botocore ClientError, by error code / HTTP status
-        │   ├── throttling codes ........................... THROTTLED   (after the SDK's own retries)
+        │   ├── throttling codes ........................... THROTTLED   (after the SDK's own retries;
+        │   │                                                             DynamoDB says why: `throttle_scopes`)
         │   ├── HTTP 5xx, InternalServerError .............. UNAVAILABLE
         │   ├── ResourceNotFound, NonExistentQueue ......... MISSING     (table or queue absent)
         │   ├── AccessDenied, bad or expired credentials ... FORBIDDEN
@@ -16,7 +17,8 @@
 
 What each kind does to a message is docs/reliability.md's failure table, enforced by the core
 (`service.ingest.settle`) and the runtimes:
-POISON is quarantined; every other kind leaves the message on the queue with a backoff. The kinds that
+POISON is quarantined; every other kind leaves the message on the queue with a backoff, except that a
+throttled put is first retried in process, within its message's deadline (docs/throughput.md). The kinds that
 describe the environment rather than one message (`pauses_intake`) also pause receiving, so an outage does
 not burn through the messages' receive counts.
 """
@@ -24,13 +26,23 @@ not burn through the messages' receive counts.
 from __future__ import annotations
 
 import enum
+from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from service.ingest.events import PoisonMessageError
 
 AWS_ERRORS = (ClientError, BotoCoreError, OSError)  # what an AWS call raises when AWS, not our code, says no
-__all__ = ["AWS_ERRORS", "ErrorKind", "NoRegionError", "classify", "error_code", "pauses_intake"]
+__all__ = [
+    "AWS_ERRORS",
+    "ErrorKind",
+    "NoRegionError",
+    "ThrottleScope",
+    "classify",
+    "error_code",
+    "pauses_intake",
+    "throttle_scopes",
+]
 
 
 class ErrorKind(enum.StrEnum):
@@ -42,6 +54,22 @@ class ErrorKind(enum.StrEnum):
     REJECTED = "rejected"
     UNEXPECTED = "unexpected"
 
+
+class ThrottleScope(enum.StrEnum):
+    """What a DynamoDB throttle says was exceeded, from the limit type in its `ThrottlingReasons`."""
+
+    KEY_RANGE = "key_range"  # one partition's limit: a hot key, or a table not yet split for its load
+    TABLE_CAPACITY = "table_capacity"  # provisioned capacity, or an on-demand table's maximum throughput
+    ACCOUNT_LIMIT = "account_limit"  # the account's per-table quota in the region
+    OTHER = "other"  # no reason given (older endpoints, moto) or one not known here
+
+
+_THROTTLE_LIMIT_TYPES = (  # reasons read ResourceType + OperationType + LimitType: TableWriteKeyRangeThroughputExceeded
+    ("KeyRangeThroughputExceeded", ThrottleScope.KEY_RANGE),
+    ("ProvisionedThroughputExceeded", ThrottleScope.TABLE_CAPACITY),
+    ("MaxOnDemandThroughputExceeded", ThrottleScope.TABLE_CAPACITY),
+    ("AccountLimitExceeded", ThrottleScope.ACCOUNT_LIMIT),
+)
 
 _THROTTLING_CODES = frozenset(
     {
@@ -96,6 +124,19 @@ def error_code(exc: BaseException) -> str:
 def pauses_intake(kind: ErrorKind) -> bool:
     """True for kinds that say the environment, not the message, is at fault."""
     return kind in _ENVIRONMENT
+
+
+def throttle_scopes(exc: BaseException) -> list[tuple[ThrottleScope, str]]:
+    """(scope, resource ARN) for each of a DynamoDB throttling error's `ThrottlingReasons`
+    (`throttlingReasons` in a ThrottlingException); [(OTHER, "")] when it names none."""
+    response: dict[str, Any] = dict(exc.response) if isinstance(exc, ClientError) else {}
+    listed = response.get("ThrottlingReasons") or response.get("throttlingReasons") or []
+    scopes = [(_scope(str(entry.get("reason", ""))), str(entry.get("resource", ""))) for entry in listed]
+    return scopes or [(ThrottleScope.OTHER, "")]
+
+
+def _scope(reason: str) -> ThrottleScope:
+    return next((scope for limit, scope in _THROTTLE_LIMIT_TYPES if reason.endswith(limit)), ThrottleScope.OTHER)
 
 
 def _classify_client_error(exc: ClientError) -> ErrorKind:

@@ -1,6 +1,7 @@
 """The core: what happens to one message's records, whoever delivered them (the worker, Lambda, backfill).
 
-    body ─▶ parse_body ─▶ entries ─▶ one conditional put per object (concurrently) ─▶ outcomes ─▶ decide
+    body ─▶ parse_body ─▶ entries ─▶ one conditional put per object, each in a slot of the limiter ─▶ outcomes
+         ─▶ decide        (a throttled put is retried in its slot until the caller's deadline)
 
 It knows nothing of receipt handles, pollers or visibility: it is handed a store and answers with a
 `Settlement`, which the runtime acknowledges in its own way (delete and release, or `batchItemFailures`).
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Protocol
@@ -20,10 +21,14 @@ import structlog
 from service.aws.errors import ErrorKind, classify, error_code
 from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
 from service.ingest.items import Item, build_item
+from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide
+from service.ingest.throttles import ThrottledPuts
 from service.metrics import Metrics
 
 log = structlog.get_logger("service.ingest")
+
+DEFAULT_SLOTS = 128  # the bounded limiter of a caller that hands none (MAX_IN_FLIGHT_RECORDS's default)
 
 
 class Store(Protocol):
@@ -58,39 +63,66 @@ class Settlement:
 
 
 class Ingest:
-    """Settles records through one store. One instance serves a whole process."""
+    """Settles records through one store, within the slots of one limiter. One instance serves a whole process."""
 
-    def __init__(self, store: Store, raw_prefix: str, metrics: Metrics, watcher: PutWatcher | None = None) -> None:
-        self._store = store
+    def __init__(
+        self,
+        store: Store,
+        raw_prefix: str,
+        metrics: Metrics,
+        watcher: PutWatcher | None = None,
+        *,
+        limiter: Limiter | None = None,
+    ) -> None:
         self._raw_prefix = raw_prefix
         self._metrics = metrics
         self._watcher = watcher
+        self._limiter = limiter or Limiter(DEFAULT_SLOTS, floor=DEFAULT_SLOTS)
+        self._puts = ThrottledPuts(store.put, self._limiter, metrics)
 
-    async def settle_body(self, body: str, on_parsed: Callable[[int], None] | None = None) -> Settlement:
-        """Parse one message body and settle its records; a body that can never succeed is quarantined.
-        `on_parsed` hears how many records the body holds before any put starts."""
+    async def settle_body(self, body: str, deadline: float | None = None) -> Settlement:
+        """Parse one message body and settle its records; a body that can never succeed is quarantined."""
         try:
             entries = parse_body(body, self._raw_prefix)
         except PoisonMessageError as exc:  # logged once, by the runtime's quarantine line
             return Settlement([], Disposition.QUARANTINE, exc.reason, str(exc))
-        if on_parsed:
-            on_parsed(len(entries))
-        return await self.settle(entries)
+        return await self.settle(entries, deadline)
 
-    async def settle(self, entries: Sequence[Entry]) -> Settlement:
-        """Settle these records, concurrently; the disposition follows the outcome table in `decide`."""
+    async def settle(self, entries: Sequence[Entry], deadline: float | None = None) -> Settlement:
+        """Settle these records, each put in a slot of the limiter; the disposition follows `decide`. A
+        throttled put is retried until `deadline` (`time.monotonic()` seconds); without one, it fails."""
         if len(entries) == 1:
-            records = [await self._settle(entries[0])]
+            records = [await self._settle(entries[0], deadline)]
         else:
-            records = list(await asyncio.gather(*(self._settle(entry) for entry in entries)))
+            records = await self._settle_many(entries, deadline)
         disposition = decide(record.outcome for record in records)
         reason = "conflict" if disposition is Disposition.QUARANTINE else "record_failed"
         return Settlement(records, disposition, reason)
 
-    async def _settle(self, entry: Entry) -> Settled:
+    async def _settle_many(self, entries: Sequence[Entry], deadline: float | None) -> list[Settled]:
+        """A put starts only once it has a slot, so a message of any size holds at most the limit's slots; the
+        task group ends every put before the message is settled, and cancels them with the message."""
+        settled: list[Settled | asyncio.Task[Settled]] = []
+        async with asyncio.TaskGroup() as puts:
+            for entry in entries:
+                if isinstance(entry, SkippedRecord):
+                    settled.append(self._skipped(entry))
+                    continue
+                await self._limiter.acquire()
+                settled.append(puts.create_task(self._put_in_slot(entry, deadline)))
+        return [record if isinstance(record, Settled) else record.result() for record in settled]
+
+    async def _settle(self, entry: Entry, deadline: float | None) -> Settled:
         if isinstance(entry, SkippedRecord):
             return self._skipped(entry)
-        return await self._put(entry)
+        await self._limiter.acquire()
+        return await self._put_in_slot(entry, deadline)
+
+    async def _put_in_slot(self, record: ObjectRecord, deadline: float | None) -> Settled:
+        try:
+            return await self._put(record, deadline)
+        finally:
+            self._limiter.release()
 
     def _skipped(self, entry: SkippedRecord) -> Settled:
         level = log.warning if entry.reason == "missing_bucket_or_key" else log.info
@@ -98,13 +130,13 @@ class Ingest:
         self._metrics.records["skipped"] += 1
         return Settled(Outcome.SKIPPED)
 
-    async def _put(self, record: ObjectRecord) -> Settled:
+    async def _put(self, record: ObjectRecord, deadline: float | None) -> Settled:
         now = datetime.now(UTC)
         item = build_item(record, now)
         fields = {"photoId": item["photoId"]["S"], "bucket": record.bucket, "key": record.key}
         started = time.perf_counter()
         try:
-            result = await self._store.put(item)
+            result = await self._puts.put(item, deadline)
         except Exception as exc:  # noqa: BLE001 - classified; the message stays on the queue
             return self._put_failed(exc, fields)
         self._metrics.sample(self._metrics.put_latency_ms, (time.perf_counter() - started) * 1000)

@@ -14,9 +14,10 @@ import structlog
 from service.aws.errors import classify, error_code
 from service.aws.queue import Message, Queue
 from service.config import SQS_MAX_VISIBILITY_SECONDS, Settings
+from service.ingest.limiter import backoff_delay
 from service.ingest.outcomes import Disposition
 from service.metrics import Metrics
-from service.worker.pacing import IntakeGate, backoff_delay
+from service.worker.pacing import IntakeGate
 
 log = structlog.get_logger("service.worker.disposal")
 

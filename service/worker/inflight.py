@@ -1,85 +1,105 @@
-"""The messages in flight: the slots each holds under the in-flight limit, and how long SQS hides it.
+"""The messages in flight, and how long SQS hides each one.
 
-`keep_visible` extends the visibility of messages still being worked on, so a slow table never lets SQS hand
-the same message to another poller; `release_all` makes whatever is left visible again at shutdown.
+`keep_visible` extends a message once half its visibility timeout is spent, by each message's own deadline
+(it sleeps until the earliest one is due, or until the first message arrives), so the heartbeat holds from the
+first receive on a queue with a timeout of 1 s up, for at most VISIBILITY_EXTENSION_MAX_SECONDS. `deadline`
+says until when a message's records may keep retrying throttled puts; `release_all` makes whatever is left
+visible again at shutdown.
 """
 
 from __future__ import annotations
 
 import asyncio
+import math
 import time
 from dataclasses import dataclass
 
 import structlog
 
 from service.aws.queue import Message, Queue
-from service.worker.pacing import Capacity
+from service.ingest.limiter import wait_any
 
 log = structlog.get_logger("service.worker.inflight")
 
 DEFAULT_VISIBILITY_S = 30  # SQS's default, used only until the queue's own value is known
 RELEASE_TIMEOUT_S = 5.0
+EXTEND_RETRY_S = 1.0  # after a refused extension, at most this long (and a quarter of the timeout) to the next try
 
 
 @dataclass(slots=True)
 class Flight:
-    slots: int
-    visible_until: float
+    due_at: float  # when to extend (half the timeout spent); infinite once the extension maximum is reached
 
 
 class InFlight:
-    def __init__(self, queue: Queue, capacity: Capacity, visibility_s: int | None, extension_max_s: int) -> None:
+    def __init__(self, queue: Queue, visibility_s: int | None, extension_max_s: int) -> None:
         self._queue = queue
-        self._capacity = capacity
         self._extension_max_s = extension_max_s
         self._flights: dict[Message, Flight] = {}
+        self._arrived = asyncio.Event()
         self.visibility_s = visibility_s
 
     def __len__(self) -> int:
         return len(self._flights)
 
-    def add(self, message: Message) -> None:
-        """A received message holds the one slot its poller reserved for it."""
-        self._flights[message] = Flight(1, message.received_at + (self.visibility_s or DEFAULT_VISIBILITY_S))
+    @property
+    def _visibility(self) -> int:
+        return self.visibility_s or DEFAULT_VISIBILITY_S
 
-    def hold(self, message: Message, records: int) -> None:
-        """A message with several records holds a slot per record (the extra ones may overdraw)."""
-        flight = self._flights[message]
-        if records > flight.slots:
-            self._capacity.take(records - flight.slots)
-            flight.slots = records
+    def add(self, message: Message) -> None:
+        self._flights[message] = Flight(message.received_at + self._visibility / 2)
+        if len(self._flights) == 1:  # the keeper was idle; later arrivals are never due before the earliest
+            self._arrived.set()
 
     def done(self, message: Message) -> None:
-        self._capacity.release(self._flights.pop(message).slots)
+        self._flights.pop(message, None)
+
+    def deadline(self, message: Message) -> float:
+        """The monotonic time until which the message surely stays hidden, less half a timeout to settle it."""
+        return message.received_at + max(self._visibility, self._extension_max_s) - self._visibility / 2
 
     async def keep_visible(self) -> None:
-        """Extend messages whose visibility is half spent, while they have been held less than the maximum."""
         while True:
-            visibility_s = self.visibility_s or DEFAULT_VISIBILITY_S
-            await asyncio.sleep(max(0.5, min(visibility_s / 4, 10.0)))
-            now = time.monotonic()
-            due = [
-                (message, flight)
-                for message, flight in self._flights.items()
-                if flight.visible_until - now < visibility_s / 2
-                and now - message.received_at + visibility_s <= self._extension_max_s
-            ]
-            results = await asyncio.gather(
-                *(self._queue.change_visibility(message, visibility_s) for message, _ in due), return_exceptions=True
-            )
-            for (message, flight), extended in zip(due, results, strict=True):
-                if extended is True:
-                    flight.visible_until = now + visibility_s
-                elif message in self._flights:  # refused for a message just deleted is no news
-                    log.warning("message.extend_failed", messageId=message.message_id, error=str(extended))
+            self._arrived.clear()
+            due_at = min((flight.due_at for flight in self._flights.values()), default=math.inf)
+            wait_s = None if due_at == math.inf else max(0.0, due_at - time.monotonic())
+            await wait_any(self._arrived, timeout_s=wait_s)
+            await self._extend_due()
+
+    async def _extend_due(self) -> None:
+        """Extend every message whose visibility is half spent."""
+        now, visibility_s = time.monotonic(), self._visibility
+        due = self._due(now, visibility_s)
+        results = await asyncio.gather(
+            *(self._queue.change_visibility(message, visibility_s) for message in due), return_exceptions=True
+        )
+        for message, extended in zip(due, results, strict=True):
+            if (flight := self._flights.get(message)) is None:
+                continue  # refused for a message just deleted is no news
+            if extended is True:
+                flight.due_at = now + visibility_s / 2
+            else:
+                flight.due_at = time.monotonic() + min(EXTEND_RETRY_S, visibility_s / 4)
+                log.warning("message.extend_failed", messageId=message.message_id, error=str(extended))
+
+    def _due(self, now: float, visibility_s: int) -> list[Message]:
+        """The messages due for an extension; one held as long as allowed is never due again."""
+        due = []
+        for message, flight in self._flights.items():
+            if flight.due_at > now:
+                continue
+            if now - message.received_at + visibility_s > self._extension_max_s:
+                flight.due_at = math.inf  # SQS may hand it out again once its timeout ends
+            else:
+                due.append(message)
+        return due
 
     async def release_all(self) -> None:
         """Make every message whose work was cut short visible again at once, for another replica."""
         if not self._flights:
             return
         messages = list(self._flights)
-        for message in messages:
-            self.done(message)
+        self._flights.clear()
         try:
             async with asyncio.timeout(RELEASE_TIMEOUT_S):
                 await asyncio.gather(*(self._queue.change_visibility(m, 0) for m in messages), return_exceptions=True)

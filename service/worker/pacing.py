@@ -1,69 +1,12 @@
-"""How fast work comes in: the in-flight limit (backpressure) and the pause after environment failures."""
+"""How fast work comes in after environment failures: the intake pause. The in-flight limit (backpressure) is
+the core's `service.ingest.limiter.Limiter`, shared by the pollers and the puts."""
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 
-
-def backoff_delay(attempt: int, base_s: float, cap_s: float) -> float:
-    """Capped exponential delay with "equal jitter": never 0, so a retry is never hot.
-
-    attempt 1 -> [base/2, base], attempt 2 -> [base, 2*base], ... capped at [cap/2, cap].
-    """
-    ceiling = min(cap_s, base_s * 2.0 ** min(max(attempt, 1) - 1, 32))
-    return ceiling / 2 + random.uniform(0, ceiling / 2)
-
-
-async def wait_any(*events: asyncio.Event, timeout_s: float | None = None) -> None:
-    """Return when any event is set, or after `timeout_s`."""
-    if any(event.is_set() for event in events):
-        return
-    waiters = [asyncio.ensure_future(event.wait()) for event in events]
-    try:
-        await asyncio.wait(waiters, timeout=timeout_s, return_when=asyncio.FIRST_COMPLETED)
-    finally:
-        for waiter in waiters:
-            waiter.cancel()
-
-
-class Capacity:
-    """The one limiter: how many records may be in flight.
-
-    Pollers `reserve` before they receive, so nothing is received without room for it. A message that turns
-    out to hold several records `take`s the extra slots without waiting (S3 sends one record per message, so
-    the overdraft is rare and at most one batch); the pollers then wait until the overdraft is paid back.
-    """
-
-    def __init__(self, limit: int) -> None:
-        self.limit = limit
-        self._free = limit
-        self._changed = asyncio.Event()
-
-    @property
-    def in_use(self) -> int:
-        return self.limit - self._free
-
-    def take(self, slots: int) -> None:
-        self._free -= slots
-
-    def release(self, slots: int) -> None:
-        if slots:
-            self._free += slots
-            self._changed.set()
-
-    async def reserve(self, want: int, stop: asyncio.Event, poll_s: float = 5.0) -> int:
-        """Up to `want` slots, waiting up to `poll_s` for at least one; 0 if none came or `stop` is set,
-        so the poll loop gets a turn to beat its heartbeat while it waits."""
-        if self._free <= 0 and not stop.is_set():
-            self._changed.clear()
-            await wait_any(self._changed, stop, timeout_s=poll_s)
-        if stop.is_set() or self._free <= 0:
-            return 0
-        slots = min(want, self._free)
-        self._free -= slots
-        return slots
+from service.ingest.limiter import backoff_delay, wait_any
 
 
 class IntakeGate:

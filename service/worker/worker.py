@@ -1,10 +1,11 @@
 """The worker: pollers receive while there is room, each message is handled in its own task, and every
 message ends in exactly one disposition, decided from its records' outcomes by `decide`.
 
-    pollers ── receive (≤10, 20 s wait) ── only while Capacity has room, paused by IntakeGate on outages
-       └─▶ one task per message: parse ─▶ one conditional put per record (concurrently) ─▶ outcomes
+    pollers ── receive (≤10, 20 s wait) ── only while the Limiter has room, paused by IntakeGate on outages
+       └─▶ one task per message: parse ─▶ one conditional put per record, each in a slot of the same Limiter
+              (AIMD: it adapts to DynamoDB's throttles) ─▶ outcomes
               └─▶ decide ─▶ delete (batched) │ release with backoff │ quarantine
-    keeper ── extends the visibility of messages still in flight, in batches, within a bounded total
+    keeper ── extends the visibility of messages still in flight, by each one's deadline, within a bounded total
 """
 
 from __future__ import annotations
@@ -20,13 +21,14 @@ from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
 from service.aws.queue import Message, Queue
 from service.aws.table import PhotoStore
 from service.config import Settings
+from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition
 from service.ingest.settle import Ingest
 from service.metrics import Metrics, MetricsEmitter
 from service.worker.disposal import Disposal
 from service.worker.heartbeat import Heartbeat
 from service.worker.inflight import InFlight
-from service.worker.pacing import Capacity, IntakeGate
+from service.worker.pacing import IntakeGate
 
 log = structlog.get_logger("service.worker.worker")
 
@@ -38,19 +40,18 @@ class Worker:
         self._settings = settings
         self._queue = queue
         self._metrics = metrics
-        self._ingest = Ingest(store, settings.raw_prefix, metrics, watcher=self)
-        self._capacity = Capacity(settings.max_in_flight_records)
+        self._limiter = Limiter(settings.max_in_flight_records)  # MAX_IN_FLIGHT_RECORDS is its ceiling
+        self._ingest = Ingest(store, settings.raw_prefix, metrics, watcher=self, limiter=self._limiter)
         self._intake = IntakeGate(settings.retry_backoff_base_seconds / 2, INTAKE_BACKOFF_CAP_S)
         self._heartbeat = Heartbeat(settings.health_file)
         self._in_flight = InFlight(
-            queue, self._capacity, settings.visibility_timeout_seconds, settings.visibility_extension_max_seconds
+            queue, settings.visibility_timeout_seconds, settings.visibility_extension_max_seconds
         )
         self._disposal = Disposal(settings, queue, metrics, self._intake)
         self._tasks: set[asyncio.Task[None]] = set()
 
-    @property
-    def in_flight_records(self) -> int:
-        return self._capacity.in_use
+    def gauges(self) -> dict[str, float]:
+        return {"InFlightRecords": self._limiter.in_use, "InFlightLimit": self._limiter.limit}
 
     async def run(self, stop: asyncio.Event) -> None:
         """Poll until `stop` is set, then drain within the shutdown timeout and release what is left."""
@@ -59,7 +60,7 @@ class Worker:
             self._metrics,
             self._settings.metrics_namespace,
             self._settings.metrics_dimensions,
-            lambda: self.in_flight_records,
+            self.gauges,
         )
         async with asyncio.TaskGroup() as work:
             helpers = [work.create_task(self._in_flight.keep_visible())]
@@ -68,6 +69,7 @@ class Worker:
             async with asyncio.TaskGroup() as pollers:
                 for index in range(self._settings.pollers):
                     pollers.create_task(self._poll(index, stop, work))
+            self._limiter.close()  # a throttled record retries no more: it fails, and its message is released
             await self._drain()
             for helper in helpers:
                 helper.cancel()
@@ -85,17 +87,17 @@ class Worker:
             if probing and index:
                 await self._intake.wait_recovered(stop)
                 continue
-            slots = await self._capacity.reserve(1 if probing else self._settings.receive_batch_size, stop)
+            slots = await self._limiter.reserve(1 if probing else self._settings.receive_batch_size, stop)
             if not slots:
                 continue
             try:
                 messages = await self._receive(slots, stop)
             except Exception as exc:  # noqa: BLE001 - classified; the poller backs off and keeps running
-                self._capacity.release(slots)
+                self._limiter.release(slots)
                 self._receive_failed(exc)
                 continue
             self._intake.succeeded("receive")
-            self._capacity.release(slots - len(messages))
+            self._limiter.release(slots - len(messages))  # each message holds one until its first put
             started = [self._start(message, work) for message in messages]
             if probing and started:  # the probe's outcome decides whether the outage is over
                 stopped = asyncio.ensure_future(stop.wait())
@@ -158,9 +160,9 @@ class Worker:
                 self._in_flight.done(message)
 
     async def _process(self, message: Message) -> None:
-        settlement = await self._ingest.settle_body(
-            message.body, lambda records: self._in_flight.hold(message, records)
-        )
+        # The message's slot passes to its first record: nothing awaits between this release and that acquire.
+        self._limiter.release()
+        settlement = await self._ingest.settle_body(message.body, self._in_flight.deadline(message))
         await self._disposal.apply(message, settlement.disposition, settlement.reason, detail=settlement.detail)
 
     def put_succeeded(self) -> None:

@@ -21,6 +21,7 @@ import structlog
 from service.aws.errors import ErrorKind, classify, error_code
 from service.aws.table import PhotoStore
 from service.ingest.events import ObjectRecord
+from service.ingest.limiter import Limiter
 from service.ingest.settle import Ingest
 from service.metrics import Metrics
 from service.ops.backfill.options import Options
@@ -39,7 +40,8 @@ _FATAL = frozenset({ErrorKind.MISSING, ErrorKind.FORBIDDEN})  # every other obje
 class Backfill:
     def __init__(self, s3: S3Client, store: PhotoStore, options: Options) -> None:
         self._s3 = s3
-        self._ingest = Ingest(store, options.raw_prefix, Metrics())  # the worker's rules and its log lines
+        slots = Limiter(options.concurrency, floor=options.concurrency)  # its put tasks bound it already
+        self._ingest = Ingest(store, options.raw_prefix, Metrics(), limiter=slots)  # the worker's rules and logs
         self._options = options
         self._stop = asyncio.Event()
         self.tally = Tally()

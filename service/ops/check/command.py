@@ -17,7 +17,14 @@ from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING, Any
 
 from service import process
-from service.aws.clients import make_session, open_dynamodb, open_sqs
+from service.aws.clients import (
+    CONNECT_TIMEOUT_S,
+    DYNAMODB_MAX_ATTEMPTS,
+    DYNAMODB_READ_TIMEOUT_S,
+    make_session,
+    open_dynamodb,
+    open_sqs,
+)
 from service.aws.errors import AWS_ERRORS, ErrorKind, classify
 from service.aws.table import PhotoStore
 from service.config import Settings
@@ -28,6 +35,8 @@ if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
 
 SHUTDOWN_MARGIN_S = 10  # the worker's releases after the drain (at most 5 s), and slack
+PUT_WORST_S = (CONNECT_TIMEOUT_S + DYNAMODB_READ_TIMEOUT_S) * DYNAMODB_MAX_ATTEMPTS  # one put, the SDK's retries too
+SHORT_VISIBILITY_S = max(30, PUT_WORST_S)  # below it, only the worker's heartbeat keeps a slow message hidden
 PROBE_RECEIPT_HANDLE = "photo-ingest-check-not-a-receipt-handle"
 PROBE_PHOTO_ID = "photo-ingest-check-probe"
 NEVER_TRUE = "attribute_exists(photoId) AND attribute_not_exists(photoId)"
@@ -117,6 +126,10 @@ def _visibility(attributes: dict[str, str], settings: Settings) -> Finding:
         why = f"{timeout_s}s is under SHUTDOWN_TIMEOUT_SECONDS + {SHUTDOWN_MARGIN_S}s, so a message still draining"
         fix = f"raise {source} to {needed_s}s or more, or lower SHUTDOWN_TIMEOUT_SECONDS"
         return Finding(Level.FAIL, "visibility", f"{why} at SIGTERM could reach another task first: {fix}")
+    if timeout_s < SHORT_VISIBILITY_S:
+        why = f"{timeout_s}s ({source}) is short: one put may take {PUT_WORST_S}s with the SDK's retries"
+        fix = f"so the heartbeat alone keeps a slow message from a second receive; raise it to {SHORT_VISIBILITY_S}s"
+        return Finding(Level.WARN, "visibility", f"{why}, {fix} or more")
     drain = f"{settings.shutdown_timeout_seconds:g}s"
     return Finding(Level.OK, "visibility", f"{timeout_s}s ({source}) covers the {drain} shutdown drain")
 
