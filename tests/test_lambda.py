@@ -126,7 +126,7 @@ def test_the_recorded_lambda_events_are_acknowledged(
 def test_a_batch_of_ten_names_exactly_the_messages_to_retry(
     stack: Stack, lambda_env: Callable[..., Handler], monkeypatch: pytest.MonkeyPatch, dead_letter: bool
 ) -> None:
-    """Seven good photos, one poison, one id conflict and one put that keeps failing (throttled through the SDK's
+    """Seven good photos, one poison, one id conflict and one put that keeps failing (HTTP 500 through the SDK's
     retries): only the failing put is retried, plus the poison and the conflict when there is no dead-letter
     queue to move them to; the seven items exist once, and the conflicting item is untouched."""
     good = photos(7, BUCKET, label="good")
@@ -139,7 +139,7 @@ def test_a_batch_of_ten_names_exactly_the_messages_to_retry(
     stack.send(*bodies.values())
     event = receive_event(stack, 10)
     ids = {name: next(r["messageId"] for r in event["Records"] if r["body"] == body) for name, body in bodies.items()}
-    throttle = FaultProxy(stack.endpoint, rate=1.0, kinds=("throttle",), match=transient.photo_id.encode())
+    throttle = FaultProxy(stack.endpoint, rate=1.0, kinds=("server_error",), match=transient.photo_id.encode())
     with throttle:
         monkeypatch.setenv("AWS_ENDPOINT_URL", throttle.url)
         function = lambda_env(dead_letter_queue_url=stack.dlq_url) if dead_letter else lambda_env()
@@ -147,12 +147,32 @@ def test_a_batch_of_ten_names_exactly_the_messages_to_retry(
 
     expected = {ids["transient"]} if dead_letter else {ids["transient"], ids["poison"], ids["conflict"]}
     assert failed_ids(response) == expected
-    assert throttle.by_operation() == {"throttle:dynamodb:PutItem": 3}  # botocore's standard mode tried 3 times
+    assert throttle.by_operation() == {"server_error:dynamodb:PutItem": 2}  # the pinned 2 attempts for DynamoDB
     items = stack.items()
     assert sorted(items) == sorted([photo.photo_id for photo in good] + [conflict.photo_id])
     assert {items[photo.photo_id]["s3Key"] for photo in good} == {photo.key for photo in good}
     assert items[conflict.photo_id]["s3Bucket"] == "other"
     assert stack.depth(stack.dlq_url) == (2 if dead_letter else 0)
+
+
+def test_a_throttled_put_retries_in_its_slot_until_the_deadline_then_is_reported(
+    stack: Stack, lambda_env: Callable[..., Handler], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A put that DynamoDB keeps throttling is retried inside the invocation (past the SDK's own two attempts),
+    not failed at once; when the deadline margin is reached it is reported for a retry, and the others stand."""
+    [good, throttled] = photos(2, BUCKET, label="throttle")
+    stack.send(direct(good), direct(throttled))
+    event = receive_event(stack, 2)
+    throttle = FaultProxy(stack.endpoint, rate=1.0, kinds=("throttle",), match=throttled.photo_id.encode())
+    with throttle:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", throttle.url)
+        context = FakeContext(remaining_ms=5_000)  # 3 s of budget past the 2 s margin
+        response = lambda_env()(event, context)
+    [record] = [r for r in event["Records"] if r["body"] == direct(throttled)]
+    assert failed_ids(response) == {record["messageId"]}
+    assert throttle.by_operation()["throttle:dynamodb:PutItem"] > 2  # retried in process, not only by the SDK
+    assert context.get_remaining_time_in_millis() > 0  # answered before Lambda would have cut it off
+    assert sorted(stack.items()) == [good.photo_id]
 
 
 def test_a_context_with_300_ms_left_starts_no_put_and_returns_in_time(

@@ -22,9 +22,8 @@ import structlog
 
 from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
 from service.aws.queue import Message, send_to_dead_letter
-from service.ingest.items import Item
-from service.ingest.outcomes import Disposition, Outcome, PutOutcome
-from service.ingest.settle import Ingest, Settlement, Store
+from service.ingest.outcomes import Disposition, Outcome
+from service.ingest.settle import Ingest, Settlement
 from service.metrics import Metrics
 
 if TYPE_CHECKING:
@@ -47,18 +46,6 @@ class Reply:
     environment: ErrorKind | None = None
 
 
-class BoundedStore:
-    """The table, with at most `limit` puts in flight across the whole batch (MAX_IN_FLIGHT_RECORDS)."""
-
-    def __init__(self, store: Store, limit: int) -> None:
-        self._store = store
-        self._slots = asyncio.Semaphore(limit)
-
-    async def put(self, item: Item) -> PutOutcome:
-        async with self._slots:
-            return await self._store.put(item)
-
-
 class Batch:
     def __init__(self, ingest: Ingest, metrics: Metrics, dead_letter: DeadLetter | None) -> None:
         self._ingest = ingest
@@ -72,9 +59,10 @@ class Batch:
         replies: dict[str, Reply] = {}
         if budget_s > 0:
             try:
+                deadline = time.monotonic() + budget_s  # a throttled put retries in its slot until then
                 async with asyncio.timeout(budget_s), asyncio.TaskGroup() as group:
                     for message in messages:
-                        group.create_task(self._settle(message, replies))
+                        group.create_task(self._settle(message, replies, deadline))
             except TimeoutError:
                 pass  # the group has cancelled and awaited the unfinished ones
         unfinished = [message for message in messages if message.message_id not in replies]
@@ -85,12 +73,12 @@ class Batch:
                 replies[message.message_id] = self._release("deadline")
         return replies
 
-    async def _settle(self, message: Message, replies: dict[str, Reply]) -> None:
+    async def _settle(self, message: Message, replies: dict[str, Reply], deadline: float) -> None:
         structlog.contextvars.bind_contextvars(messageId=message.message_id, receiveCount=message.receive_count)
         if message.sent_at_ms:
             self._metrics.sample(self._metrics.message_age_s, time.time() - message.sent_at_ms / 1000)
         try:
-            settlement = await self._ingest.settle_body(message.body)
+            settlement = await self._ingest.settle_body(message.body, deadline)
             replies[message.message_id] = await self._reply(message, settlement)
         except Exception:  # a bug, not an AWS failure: keep this message, settle the others
             log.exception("message.unexpected_error")

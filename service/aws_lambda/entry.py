@@ -21,9 +21,10 @@ import structlog
 
 from service.aws.clients import make_session, open_dynamodb, open_sqs
 from service.aws.table import PhotoStore
-from service.aws_lambda.batch import Batch, BoundedStore, DeadLetter, Reply
+from service.aws_lambda.batch import Batch, DeadLetter, Reply
 from service.aws_lambda.event import InvalidEventError, parse_event
 from service.aws_lambda.settings import LambdaSettings
+from service.ingest.limiter import Limiter
 from service.ingest.settle import Ingest
 from service.logs import configure_logging
 from service.metrics import Metrics, MetricsEmitter
@@ -58,10 +59,15 @@ class LambdaRuntime:
         self._exits = AsyncExitStack()
         self._metrics = Metrics()
         self._emitter = MetricsEmitter(
-            self._metrics, settings.metrics_namespace, settings.metrics_dimensions, lambda: 0
+            self._metrics, settings.metrics_namespace, settings.metrics_dimensions, self._gauges
         )
+        self._limiter: Limiter | None = None
         self._batch: Batch | None = None
         self.clients: tuple[Any, ...] = ()
+
+    def _gauges(self) -> dict[str, float]:
+        in_use = self._limiter.in_use if self._limiter else 0
+        return {"InFlightRecords": in_use}
 
     @property
     def loop(self) -> asyncio.AbstractEventLoop:
@@ -106,13 +112,16 @@ class LambdaRuntime:
         settings = self.settings
         session = make_session()
         dynamodb = await open_dynamodb(self._exits, session, settings.max_in_flight_records + 4)
-        store = BoundedStore(PhotoStore(dynamodb, settings.photos_table), settings.max_in_flight_records)
+        store = PhotoStore(dynamodb, settings.photos_table)
+        slots = settings.max_in_flight_records  # a fixed bound: one invocation is too short for AIMD to learn
+        self._limiter = Limiter(slots, floor=slots)
         dead_letter = None
         if settings.dead_letter_queue_url:
             sqs = await open_sqs(self._exits, session, SQS_POOL, wait_s=0)
             dead_letter = DeadLetter(sqs, settings.dead_letter_queue_url)
         self.clients = (dynamodb,) if dead_letter is None else (dynamodb, dead_letter.client)
-        self._batch = Batch(Ingest(store, settings.raw_prefix, self._metrics), self._metrics, dead_letter)
+        ingest = Ingest(store, settings.raw_prefix, self._metrics, limiter=self._limiter)
+        self._batch = Batch(ingest, self._metrics, dead_letter)
         log.info("lambda.started", **settings.public_view())
         return self._batch
 
