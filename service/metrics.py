@@ -30,8 +30,10 @@ import structlog
 
 log = structlog.get_logger("service.metrics")
 
-RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "failed")
-MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "delete_failed")
+RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "invalid", "failed")
+RECORD_NOTES = ("object_missing",)  # counted in RecordsSkipped too: the reason, broken out
+# `untrusted` is counted in MessagesQuarantined too: a sender outside ALLOWED_BUCKETS or ALLOWED_TOPIC_ARNS
+MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "untrusted", "delete_failed")
 SAMPLE_CAP = 10_000  # per series per interval: a uniform sample bounds memory and sorting at any rate
 
 
@@ -40,7 +42,7 @@ def _camel(name: str) -> str:
 
 
 METRIC_UNITS: dict[str, str] = (
-    {f"Records{_camel(outcome)}": "Count" for outcome in RECORD_OUTCOMES}
+    {f"Records{_camel(outcome)}": "Count" for outcome in (*RECORD_OUTCOMES, *RECORD_NOTES)}
     | {f"Messages{_camel(event)}": "Count" for event in MESSAGE_EVENTS}
     | {
         "PutLatencyP50": "Milliseconds",
@@ -102,7 +104,7 @@ class Metrics:
 
     def snapshot(self, in_flight: int) -> dict[str, float]:
         """Every figure of the interval, by metric name; resets the interval."""
-        figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in RECORD_OUTCOMES}
+        figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in (*RECORD_OUTCOMES, *RECORD_NOTES)}
         figures |= {f"Messages{_camel(e)}": self.messages[e] for e in MESSAGE_EVENTS}
         if self.put_latency_ms:
             figures["PutLatencyP50"] = round(percentile(self.put_latency_ms, 0.50), 3)

@@ -1,9 +1,12 @@
 """The core: what happens to one message's records, whoever delivered them (the worker, Lambda, backfill).
 
-    body ─▶ parse_body ─▶ entries ─▶ one conditional put per object (concurrently) ─▶ outcomes ─▶ decide
+    body ─▶ parse_body (trust checks) ─▶ entries ─▶ one conditional put per object (concurrently) ─▶ outcomes ─▶ decide
 
 It knows nothing of receipt handles, pollers or visibility: it is handed a store and answers with a
 `Settlement`, which the runtime acknowledges in its own way (delete and release, or `batchItemFailures`).
+Nothing a message contains raises past it: its content can only end in an outcome, and a message whose content
+can never pass (poison, untrusted, an item the table refuses) is quarantined rather than retried. A settlement
+is returned only once every put of its message has finished.
 """
 
 from __future__ import annotations
@@ -20,7 +23,8 @@ import structlog
 from service.aws.errors import ErrorKind, classify, error_code
 from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
 from service.ingest.items import Item, build_item
-from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide
+from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide, reason
+from service.ingest.trust import ANY_SENDER, UNTRUSTED_REASONS, Trust
 from service.metrics import Metrics
 
 log = structlog.get_logger("service.ingest")
@@ -40,7 +44,7 @@ class PutWatcher(Protocol):
 
 @dataclass(frozen=True, slots=True)
 class Settled:
-    """One record's outcome; `kind` says why a failed record failed."""
+    """One record's outcome; `kind` says why a failed or invalid record failed."""
 
     outcome: Outcome
     kind: ErrorKind | None = None
@@ -58,34 +62,51 @@ class Settlement:
 
 
 class Ingest:
-    """Settles records through one store. One instance serves a whole process."""
+    """Settles records through one store. One instance serves a whole process. `trust` is the boundary's rules
+    (allowlists, record limit); the default checks the body's shape but believes any sender."""
 
-    def __init__(self, store: Store, raw_prefix: str, metrics: Metrics, watcher: PutWatcher | None = None) -> None:
+    def __init__(
+        self,
+        store: Store,
+        raw_prefix: str,
+        metrics: Metrics,
+        watcher: PutWatcher | None = None,
+        trust: Trust = ANY_SENDER,
+    ) -> None:
         self._store = store
         self._raw_prefix = raw_prefix
         self._metrics = metrics
         self._watcher = watcher
+        self._trust = trust
 
     async def settle_body(self, body: str, on_parsed: Callable[[int], None] | None = None) -> Settlement:
         """Parse one message body and settle its records; a body that can never succeed is quarantined.
         `on_parsed` hears how many records the body holds before any put starts."""
         try:
-            entries = parse_body(body, self._raw_prefix)
+            entries = parse_body(body, self._raw_prefix, self._trust)
         except PoisonMessageError as exc:  # logged once, by the runtime's quarantine line
+            if exc.reason in UNTRUSTED_REASONS:
+                self._metrics.messages["untrusted"] += 1
             return Settlement([], Disposition.QUARANTINE, exc.reason, str(exc))
+        except Exception as exc:  # a parser bug that this body sets off: retrying it cannot help
+            log.exception("message.parse_failed")
+            return Settlement([], Disposition.QUARANTINE, "parse_failed", f"{type(exc).__name__}: {exc}")
         if on_parsed:
             on_parsed(len(entries))
         return await self.settle(entries)
 
     async def settle(self, entries: Sequence[Entry]) -> Settlement:
-        """Settle these records, concurrently; the disposition follows the outcome table in `decide`."""
+        """Settle these records, concurrently, and wait for every one of them, even after one raised (a bug):
+        no put outlives its message's settlement. The disposition follows the outcome table in `decide`."""
         if len(entries) == 1:
             records = [await self._settle(entries[0])]
         else:
-            records = list(await asyncio.gather(*(self._settle(entry) for entry in entries)))
-        disposition = decide(record.outcome for record in records)
-        reason = "conflict" if disposition is Disposition.QUARANTINE else "record_failed"
-        return Settlement(records, disposition, reason)
+            results = await asyncio.gather(*(self._settle(entry) for entry in entries), return_exceptions=True)
+            records = [result for result in results if isinstance(result, Settled)]
+            if bug := next((result for result in results if isinstance(result, BaseException)), None):
+                raise bug
+        outcomes = [record.outcome for record in records]
+        return Settlement(records, decide(outcomes), reason(outcomes))
 
     async def _settle(self, entry: Entry) -> Settled:
         if isinstance(entry, SkippedRecord):
@@ -100,14 +121,18 @@ class Ingest:
 
     async def _put(self, record: ObjectRecord) -> Settled:
         now = datetime.now(UTC)
-        item = build_item(record, now)
-        fields = {"photoId": item["photoId"]["S"], "bucket": record.bucket, "key": record.key}
-        started = time.perf_counter()
-        try:
+        fields = {"bucket": record.bucket, "key": record.key}
+        try:  # the item is built inside the record's own error handling: its content ends in an outcome
+            item = build_item(record, now)
+            fields["photoId"] = item["photoId"]["S"]
+            started = time.perf_counter()
             result = await self._store.put(item)
-        except Exception as exc:  # noqa: BLE001 - classified; the message stays on the queue
+        except Exception as exc:  # noqa: BLE001 - classified; the message stays on the queue or is quarantined
             return self._put_failed(exc, fields)
         self._metrics.sample(self._metrics.put_latency_ms, (time.perf_counter() - started) * 1000)
+        if result is PutOutcome.OBJECT_MISSING:  # VERIFY_OBJECTS: a notification for an object S3 does not hold
+            self._metrics.records["object_missing"] += 1
+            return self._skipped(SkippedRecord("object_missing", record.bucket, record.key, record.event_name))
         if self._watcher:
             self._watcher.put_succeeded()
         self._metrics.records[result.value] += 1
@@ -122,6 +147,8 @@ class Ingest:
 
     def _put_failed(self, exc: Exception, fields: dict[str, str]) -> Settled:
         kind = classify(exc)
+        if kind is ErrorKind.INVALID or "photoId" not in fields:  # refused for its content, or never built
+            return self._invalid(exc, fields)
         if self._watcher:
             self._watcher.put_failed(kind)
         self._metrics.records["failed"] += 1
@@ -134,3 +161,11 @@ class Ingest:
             exc_info=kind is ErrorKind.UNEXPECTED,
         )
         return Settled(Outcome.FAILED, kind, f"{error_code(exc)}: {exc}")
+
+    def _invalid(self, exc: Exception, fields: dict[str, str]) -> Settled:
+        """An item that can never be stored: its message is quarantined. It says nothing about the table's
+        health, so the watcher does not hear of it."""
+        self._metrics.records["invalid"] += 1
+        built = "photoId" in fields
+        log.error("photo.invalid", **fields, code=error_code(exc), error=str(exc)[:500], exc_info=not built)
+        return Settled(Outcome.INVALID, ErrorKind.INVALID, f"{error_code(exc)}: {str(exc)[:500]}")
