@@ -20,11 +20,18 @@ def printable(text: str) -> str:
 
 def shell_word(text: str) -> str:
     """`text` as one shell word that gives back exactly `text`: `shlex.quote` when it is printable, else bash's
-    ANSI-C quoting (`$'...'`), which spells control characters as escapes."""
+    ANSI-C quoting (`$'...'`), which spells each byte of a control character as `\\xHH`, whatever the locale."""
     if text.isprintable():
         return shlex.quote(text)
-    escaped = "".join("\\'" if char == "'" else _escape(char) for char in text)
-    return f"$'{escaped}'"
+    return "$'" + "".join(_shell_escape(char) for char in text) + "'"
+
+
+def _shell_escape(char: str) -> str:
+    if char in "\\'":
+        return "\\" + char
+    if char.isprintable():
+        return char
+    return "".join(f"\\x{byte:02x}" for byte in char.encode("utf-8", "surrogatepass"))
 
 
 def _escape(char: str) -> str:
