@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_LOCAL := $(VENV)/.installed-local
 
-.PHONY: test lint typecheck pytest demo local bench image-check clean
+.PHONY: test lint typecheck pytest demo local bench image-check lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,12 @@ clean:
 ## bench: throughput, CPU per message and memory against the naive port and the SDK floor
 bench: $(STAMP_DEV)
 	$(BIN)/python -m bench
+
+## lock: regenerate config/requirements.lock, the image's runtime dependencies with their hashes, after changing
+## `dependencies` in pyproject.toml; pins already in the lock stay (LOCK_ARGS=--upgrade moves them all to the newest)
+lock: $(STAMP_DEV)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+		$(LOCK_ARGS) --output-file config/requirements.lock pyproject.toml
 
 ## image-check: build the real Dockerfile with buildah (no Docker engine needed) and test the image
 image-check: $(STAMP_DEV)
