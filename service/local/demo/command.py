@@ -114,7 +114,7 @@ async def _observe(stack: Stack) -> Observed:
     print(f"\n5. Queue {embedded.QUEUE}: {observed.queue_depth} messages. ", end="")
     print(f"Dead-letter queue {embedded.DEAD_LETTER_QUEUE}: {len(observed.dead_letters)}")
     for body, attributes in observed.dead_letters:
-        print(f"   {printable(body)}  {REASON_ATTRIBUTE}={printable(attributes.get(REASON_ATTRIBUTE, ''))}")
+        print(f"   '{printable(body)}'  {REASON_ATTRIBUTE}={printable(attributes.get(REASON_ATTRIBUTE, ''))}")
     return observed
 
 
