@@ -326,7 +326,7 @@ def test_the_template_wires_bucket_queue_and_table_as_the_issue_asks() -> None:
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     alarms = {r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert alarms == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage"}
+    assert alarms == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "MessagesUntrusted"}
     scaling = resources["BacklogPerTaskScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     metrics = {m["Id"]: m for m in scaling["CustomizedMetricSpecification"]["Metrics"]}
     assert metrics["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
