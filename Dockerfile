@@ -1,8 +1,8 @@
 # photo-ingest: the production image.
 #
 # Two stages. The builder makes the project's wheel and a virtual environment holding it and its runtime
-# dependencies at the exact versions of config/constraints.txt. The runtime stage copies only that environment
-# onto the slim Python base: no compiler, no build tools, no pip inside the environment.
+# dependencies at the exact versions and hashes of config/requirements.lock (`make lock`). The runtime stage
+# copies only that environment onto the slim Python base: no compiler, no build tools, no pip inside it.
 #
 #   docker build -t photo-ingest .
 #   docker run --rm --read-only --tmpfs /tmp --env-file config/example.env photo-ingest          # the worker
@@ -11,7 +11,14 @@
 # `python -m venv` and `python -m pip` are used rather than a system `pip install`, so the same file builds on
 # the official image and on a Debian base whose system Python is externally managed (`make image-check`).
 
-FROM python:3.11-slim-bookworm AS builder
+# The base, pinned by digest: a tag moves under you, a digest does not. To take a newer base (a Python patch
+# release, Debian security updates), read the tag's current index digest with
+# `docker buildx imagetools inspect python:3.11-slim-bookworm` (or `crane digest python:3.11-slim-bookworm`),
+# put it here, and run `make image-check`. That check builds on a local stand-in of the base, passed as
+# `--build-arg BASE_IMAGE=...`, since it cannot pull.
+ARG BASE_IMAGE=python:3.11-slim-bookworm@sha256:2e32f7d302adc1c37428355c1e646897c0c53f4fd60b6a551245fb90ee129f91
+
+FROM ${BASE_IMAGE} AS builder
 
 ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
     PIP_NO_CACHE_DIR=1 \
@@ -29,16 +36,18 @@ COPY pyproject.toml README.m[d] ./
 COPY service/ service/
 RUN /opt/build/bin/python -m pip wheel --no-build-isolation --no-deps --wheel-dir /wheels .
 
-# Released wheels only (nothing compiles), pinned by the lock; pip and setuptools then leave the environment,
-# since nothing is installed at run time. pip still byte-compiles what it installs, so a read-only root
-# filesystem costs no start-up time.
-COPY config/constraints.txt /tmp/constraints.txt
+# Released wheels only (nothing compiles), each checked against the lock's hashes, then the project's own wheel
+# without its dependencies (they are all in the lock); pip and setuptools then leave the environment, since
+# nothing is installed at run time. pip still byte-compiles what it installs, so a read-only root filesystem
+# costs no start-up time.
+COPY config/requirements.lock /tmp/requirements.lock
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip install --only-binary=:all: --constraint /tmp/constraints.txt /wheels/*.whl \
+    && /opt/venv/bin/python -m pip install --require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock \
+    && /opt/venv/bin/python -m pip install --no-deps --no-index /wheels/*.whl \
     && /opt/venv/bin/python -m pip uninstall --yes pip setuptools
 
 
-FROM python:3.11-slim-bookworm
+FROM ${BASE_IMAGE}
 
 LABEL org.opencontainers.image.title="photo-ingest" \
       org.opencontainers.image.description="S3 -> SQS -> DynamoDB ingest worker" \

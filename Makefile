@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STAMP_DEV := $(VENV)/.installed-dev
 STAMP_LOCAL := $(VENV)/.installed-local
 
-.PHONY: test lint typecheck pytest demo local bench image-check clean
+.PHONY: test lint typecheck pytest demo local bench image-check lock clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -47,6 +47,12 @@ clean:
 bench: $(STAMP_DEV)
 	$(BIN)/python -m bench
 
+## lock: regenerate config/requirements.lock, the image's runtime dependencies with their hashes, after changing
+## `dependencies` in pyproject.toml; pins already in the lock stay (LOCK_ARGS=--upgrade moves them all to the newest)
+lock: $(STAMP_DEV)
+	$(BIN)/pip-compile --quiet --generate-hashes --strip-extras --no-emit-index-url --no-emit-find-links \
+		$(LOCK_ARGS) --output-file config/requirements.lock pyproject.toml
+
 ## image-check: build the real Dockerfile with buildah (no Docker engine needed) and test the image
 image-check: $(STAMP_DEV)
 	bash .ci/image-check
@@ -67,9 +73,10 @@ lambda-zip: | $(BIN)/python
 	$(BIN)/python -c 'import sys; sys.exit(sys.version_info[:2] != (3, 11) and "lambda-zip: build with Python 3.11")'
 	rm -rf $(LAMBDA_BUILD) $(LAMBDA_ZIP)
 	$(BIN)/pip wheel --quiet --no-deps --wheel-dir $(LAMBDA_BUILD)/wheel .
-	$(BIN)/pip install --quiet --no-compile --target $(LAMBDA_BUILD)/package --constraint config/constraints.txt \
+	$(BIN)/pip install --quiet --no-compile --target $(LAMBDA_BUILD)/package --require-hashes \
 		--platform manylinux2014_x86_64 --implementation cp --python-version 3.11 --only-binary=:all: \
-		$(LAMBDA_BUILD)/wheel/*.whl
+		-r config/requirements.lock
+	$(BIN)/pip install --quiet --no-compile --no-deps --target $(LAMBDA_BUILD)/package $(LAMBDA_BUILD)/wheel/*.whl
 	rm -rf $(LAMBDA_BUILD)/package/bin
 	$(BIN)/python -m compileall -q -j 0 --invalidation-mode unchecked-hash $(LAMBDA_BUILD)/package
 	$(BIN)/python -c 'import shutil, sys; shutil.make_archive(sys.argv[1].removesuffix(".zip"), "zip", sys.argv[2])' \

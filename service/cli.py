@@ -20,6 +20,7 @@ from service.ops import health
 from service.ops.backfill import command as backfill
 from service.ops.check import command as check
 from service.ops.redrive import command as redrive
+from service.text import printable
 from service.worker.worker import run_worker
 
 DESCRIPTION = """\
@@ -44,7 +45,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
 
 def _cmd_health(args: argparse.Namespace) -> int:
     healthy, reason = health.check(process.load_settings(HealthSettings))
-    print(("healthy: " if healthy else "unhealthy: ") + reason)
+    print(("healthy: " if healthy else "unhealthy: ") + printable(reason))
     return process.EXIT_OK if healthy else process.EXIT_FAILED
 
 
@@ -75,7 +76,7 @@ def main(argv: list[str] | None = None) -> int:
     try:
         return handler(args)
     except process.ConfigurationError as exc:
-        print(f"photo-ingest: configuration error: {exc}", file=sys.stderr)
+        print(f"photo-ingest: configuration error: {printable(str(exc))}", file=sys.stderr)
         return process.EXIT_USAGE
     except NoRegionError:
         print("photo-ingest: configuration error: AWS_REGION: no AWS region is configured", file=sys.stderr)

@@ -7,11 +7,13 @@ Region, credentials, endpoints and retries are *not* here: they come from the AW
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, model_validator
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic import Field, field_validator, model_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from service.ingest.trust import BUCKET_NAME, MAX_RECORDS_DEFAULT, TOPIC_ARN, Trust
 from service.metrics import emf_problems
 
 SQS_MAX_VISIBILITY_SECONDS = 43_200  # 12 h, the SQS hard limit
@@ -36,7 +38,46 @@ class TableSettings(HealthSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
 
-class Settings(TableSettings):
+Names = Annotated[frozenset[str] | None, NoDecode]  # comma-separated in the environment
+
+
+class IngestSettings(TableSettings):
+    """What every runtime that settles messages shares: the trust boundary (docs/security.md).
+
+    `ALLOWED_BUCKETS` and `ALLOWED_TOPIC_ARNS` are comma-separated; unset believes any bucket or topic, as
+    `photo-ingest check` warns. `ALLOWED_TOPIC_ARNS` set but empty believes no SNS envelope at all."""
+
+    allowed_buckets: Names = None
+    allowed_topic_arns: Names = None
+    max_records_per_message: int = Field(MAX_RECORDS_DEFAULT, ge=1, le=10_000)
+    verify_objects: bool = False
+
+    @field_validator("allowed_buckets", "allowed_topic_arns", mode="before")
+    @classmethod
+    def _comma_separated(cls, value: object) -> object:
+        if isinstance(value, str):
+            return frozenset(name.strip() for name in value.split(",") if name.strip())
+        return value
+
+    @model_validator(mode="after")
+    def _allowlists_name_real_senders(self) -> IngestSettings:
+        if self.allowed_buckets is not None:
+            if not self.allowed_buckets:
+                raise ValueError("ALLOWED_BUCKETS names no bucket: list your buckets, or unset it to accept any")
+            if bad := sorted(name for name in self.allowed_buckets if not BUCKET_NAME.fullmatch(name)):
+                raise ValueError(f"ALLOWED_BUCKETS: {', '.join(map(repr, bad))} is not a valid S3 bucket name")
+        if bad := sorted(arn for arn in self.allowed_topic_arns or () if not TOPIC_ARN.fullmatch(arn)):
+            raise ValueError(f"ALLOWED_TOPIC_ARNS: {', '.join(map(repr, bad))} is not an SNS topic ARN")
+        if self.verify_objects and self.allowed_buckets is None:
+            raise ValueError("VERIFY_OBJECTS needs ALLOWED_BUCKETS: the worker may only ask S3 about its own buckets")
+        return self
+
+    def trust(self) -> Trust:
+        """The core's rules, for `Ingest(..., trust=settings.trust())` in every runtime."""
+        return Trust(self.allowed_buckets, self.allowed_topic_arns, self.max_records_per_message)
+
+
+class Settings(IngestSettings):
     """The worker's settings. Construct once in the CLI and pass it in; tests build `Settings(...)`."""
 
     queue_url: str = Field(min_length=1)
@@ -64,6 +105,12 @@ class Settings(TableSettings):
         return self
 
     @model_validator(mode="after")
+    def _dead_letter_queue_is_another_queue(self) -> Settings:
+        if self.dead_letter_queue_url and same_queue(self.dead_letter_queue_url, self.queue_url):
+            raise ValueError("DEAD_LETTER_QUEUE_URL must not be QUEUE_URL: quarantined messages would loop forever")
+        return self
+
+    @model_validator(mode="after")
     def _metrics_are_acceptable_to_cloudwatch(self) -> Settings:
         problems = emf_problems(self.metrics_namespace, self.metrics_dimensions) if self.metrics_enabled else []
         if problems:
@@ -72,4 +119,20 @@ class Settings(TableSettings):
 
     def public_view(self) -> dict[str, object]:
         """The effective settings for the start-up log line (nothing here is a secret)."""
-        return {name: str(value) if isinstance(value, Path) else value for name, value in self}
+        return {name: _loggable(value) for name, value in self}
+
+
+def _loggable(value: object) -> object:
+    if isinstance(value, Path):
+        return str(value)
+    return sorted(value) if isinstance(value, frozenset) else value
+
+
+def same_queue(url: str, other: str) -> bool:
+    """One queue named by two URLs: the same host (case aside) and the same account and name."""
+
+    def identity(text: str) -> tuple[str, ...]:
+        parts = urlsplit(text.strip())
+        return (parts.netloc.lower(), *parts.path.strip("/").split("/"))
+
+    return identity(url) == identity(other)

@@ -13,6 +13,8 @@ from typing import Literal
 
 import structlog
 
+from service.text import printable
+
 
 def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console"] = "auto") -> None:
     use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
@@ -23,11 +25,15 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
     ]
     if use_json:
         processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
-    else:
-        processors.append(structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()))
+    else:  # a terminal: a key's ESC or CR must not reach it as they are
+        processors += [_printable_values, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
     structlog.configure(
         processors=processors,
         wrapper_class=structlog.make_filtering_bound_logger(logging.getLevelNamesMapping()[level]),
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def _printable_values(_logger: object, _method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    return {name: printable(value) if isinstance(value, str) else value for name, value in event.items()}

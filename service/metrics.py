@@ -30,8 +30,10 @@ import structlog
 
 log = structlog.get_logger("service.metrics")
 
-RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "failed")
-MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "delete_failed")
+RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "invalid", "failed")
+RECORD_NOTES = ("object_missing",)  # counted in RecordsSkipped too: the reason, broken out
+# `untrusted` is counted in MessagesQuarantined too: a sender outside ALLOWED_BUCKETS or ALLOWED_TOPIC_ARNS
+MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "untrusted", "delete_failed")
 THROTTLE_SCOPES = ("key_range", "table_capacity", "account_limit", "other")  # service.aws.errors.ThrottleScope
 SAMPLE_CAP = 10_000  # per series per interval: a uniform sample bounds memory and sorting at any rate
 
@@ -41,7 +43,7 @@ def _camel(name: str) -> str:
 
 
 METRIC_UNITS: dict[str, str] = (
-    {f"Records{_camel(outcome)}": "Count" for outcome in RECORD_OUTCOMES}
+    {f"Records{_camel(outcome)}": "Count" for outcome in (*RECORD_OUTCOMES, *RECORD_NOTES)}
     | {f"Messages{_camel(event)}": "Count" for event in MESSAGE_EVENTS}
     | {f"Throttled{_camel(scope)}": "Count" for scope in THROTTLE_SCOPES}
     | {
@@ -106,7 +108,8 @@ class Metrics:
 
     def snapshot(self, gauges: Mapping[str, float]) -> dict[str, float]:
         """Every figure of the interval, by metric name, and the gauges read now; resets the interval."""
-        figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in RECORD_OUTCOMES}
+        counted = (*RECORD_OUTCOMES, *RECORD_NOTES)
+        figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in counted}
         figures |= {f"Messages{_camel(e)}": self.messages[e] for e in MESSAGE_EVENTS}
         figures |= {f"Throttled{_camel(s)}": self.throttles[s] for s in THROTTLE_SCOPES}
         if self.put_latency_ms:

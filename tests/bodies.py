@@ -91,14 +91,14 @@ def sns(photo: Photo) -> str:
     return json.dumps(envelope)
 
 
-def eventbridge(photo: Photo) -> str:
+def eventbridge(photo: Photo, *, ensure_ascii: bool = False) -> str:
     event = copy.deepcopy(_template("eventbridge-object-created-photos-raw"))
     event["id"] = str(uuid.uuid4())
     event["resources"] = [f"arn:aws:s3:::{photo.bucket}"]
     event["detail"]["bucket"]["name"] = photo.bucket
     event["detail"]["object"]["key"] = photo.key  # literal
     event["detail"]["object"]["etag"] = md5(photo.key.encode(), usedforsecurity=False).hexdigest()
-    return json.dumps(event, ensure_ascii=False)  # raw UTF-8 in the body, as EventBridge sends it
+    return json.dumps(event, ensure_ascii=ensure_ascii)  # raw UTF-8 in the body, as EventBridge sends it
 
 
 def body(photo: Photo, envelope: str, rng: random.Random) -> str:

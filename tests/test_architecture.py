@@ -16,7 +16,14 @@ from service.cli import build_parser
 
 ROOT = Path(__file__).resolve().parents[1]
 SERVICE = ROOT / "service"
-PURE_CORE = ("service.ingest.events", "service.ingest.ids", "service.ingest.items", "service.ingest.outcomes")
+PURE_CORE = (
+    "service.ingest.events",
+    "service.ingest.fields",
+    "service.ingest.trust",
+    "service.ingest.ids",
+    "service.ingest.items",
+    "service.ingest.outcomes",
+)
 
 
 def module_name(path: Path) -> str:

@@ -62,12 +62,14 @@ def test_the_recorded_conditional_check_failure_is_not_an_environment_failure() 
 
 
 def test_environment_kinds_pause_intake_and_message_kinds_do_not() -> None:
-    """Throttling, outages, missing resources and bad credentials pause receiving; bad messages don't."""
+    """Throttling, outages, missing resources, bad credentials and a table keyed wrongly pause receiving; bad
+    messages don't."""
     assert {k for k in ErrorKind if pauses_intake(k)} == {
         ErrorKind.THROTTLED,
         ErrorKind.UNAVAILABLE,
         ErrorKind.MISSING,
         ErrorKind.FORBIDDEN,
+        ErrorKind.MISCONFIGURED,
     }
 
 

@@ -46,8 +46,10 @@ CLOUDWATCH_UNITS = {
     "None",
 }
 COUNTERS = (
-    *("RecordsInserted", "RecordsDuplicate", "RecordsSkipped", "RecordsConflict", "RecordsFailed"),
-    *("MessagesReceived", "MessagesDeleted", "MessagesReleased", "MessagesQuarantined", "MessagesDeleteFailed"),
+    *("RecordsInserted", "RecordsDuplicate", "RecordsSkipped", "RecordsConflict", "RecordsInvalid", "RecordsFailed"),
+    "RecordsObjectMissing",
+    *("MessagesReceived", "MessagesDeleted", "MessagesReleased", "MessagesQuarantined", "MessagesUntrusted"),
+    "MessagesDeleteFailed",
     *("ThrottledKeyRange", "ThrottledTableCapacity", "ThrottledAccountLimit", "ThrottledOther"),
 )
 GAUGES = {"InFlightRecords": 0, "InFlightLimit": 128}
@@ -128,11 +130,14 @@ async def test_a_worker_run_emits_valid_emf_lines_whose_counts_match_the_run(
         "RecordsDuplicate": 1,
         "RecordsSkipped": 1,
         "RecordsConflict": 1,
+        "RecordsInvalid": 0,
         "RecordsFailed": 0,
+        "RecordsObjectMissing": 0,
         "MessagesReceived": 7,
         "MessagesDeleted": 5,
         "MessagesReleased": 0,
         "MessagesQuarantined": 2,
+        "MessagesUntrusted": 0,
         "MessagesDeleteFailed": 0,
         "ThrottledKeyRange": 0,
         "ThrottledTableCapacity": 0,

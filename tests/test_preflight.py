@@ -15,10 +15,11 @@ import pytest
 from service.cli import main
 from service.ops.check.command import render, run_checks
 from service.ops.check.findings import Finding, Level
-from tests.conftest import REGION, Stack
+from tests.conftest import BUCKET, REGION, Stack
 
 # AWS authorizes DeleteMessageBatch and ChangeMessageVisibilityBatch by DeleteMessage and ChangeMessageVisibility;
 # moto authorizes them by their own names, so a policy given to moto carries both.
+TRUSTING = {"allowed_buckets": BUCKET, "allowed_topic_arns": ""}  # a right set-up: its own bucket, no SNS
 MOTO_BATCH_ALIASES = {
     "sqs:DeleteMessage": "sqs:DeleteMessageBatch",
     "sqs:ChangeMessageVisibility": "sqs:ChangeMessageVisibilityBatch",
@@ -88,7 +89,7 @@ def replace_table(stack: Stack, *key: tuple[str, str, str]) -> None:
 
 async def test_a_right_set_up_passes_with_every_check_ok(stack: Stack) -> None:
     """Queue with redrive, a long enough visibility, a reachable dead-letter queue and the Photos table: all ok."""
-    findings = await run_checks(stack.settings(dead_letter_queue_url=stack.dlq_url))
+    findings = await run_checks(stack.settings(dead_letter_queue_url=stack.dlq_url, **TRUSTING))
 
     assert [f for f in findings if f.level is not Level.OK] == []
     assert {"queue", "redrive", "visibility", "dlq", "table", "access"} <= set(by_subject(findings))
@@ -156,7 +157,7 @@ async def test_a_queue_without_a_redrive_policy_is_only_a_warning(stack: Stack) 
     """No redrive policy: a warning that says to add a dead-letter queue, and the check still passes."""
     url = stack.sqs.create_queue(QueueName="photos-no-redrive")["QueueUrl"]
 
-    findings = await run_checks(stack.settings(queue_url=url))
+    findings = await run_checks(stack.settings(queue_url=url, **TRUSTING))
 
     [redrive] = by_subject(findings)["redrive"]
     assert redrive.level is Level.WARN
@@ -259,6 +260,8 @@ def test_check_command_exits_0_when_right_and_1_when_not(
     """`photo-ingest check` prints the report and exits 0 for the right set-up, 1 for a missing table."""
     monkeypatch.setenv("QUEUE_URL", stack.queue_url)
     monkeypatch.setenv("SHUTDOWN_TIMEOUT_SECONDS", "5")
+    monkeypatch.setenv("ALLOWED_BUCKETS", BUCKET)  # a right set-up believes its own bucket only
+    monkeypatch.setenv("ALLOWED_TOPIC_ARNS", "")
 
     assert main(["check"]) == 0
     assert capsys.readouterr().out.rstrip().endswith("check passed: the worker can run")

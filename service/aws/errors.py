@@ -3,24 +3,28 @@
     BaseException
     ├── asyncio.CancelledError ............................. never caught: re-raised everywhere
     └── Exception
-        ├── events.PoisonMessageError ...................... POISON      (not JSON, broken envelope)
+        ├── ingest PoisonMessageError ...................... POISON      (not JSON, untrusted, invalid...)
         ├── botocore ClientError, by error code / HTTP status
         │   ├── throttling codes ........................... THROTTLED   (after the SDK's own retries;
         │   │                                                             DynamoDB says why: `throttle_scopes`)
         │   ├── HTTP 5xx, InternalServerError .............. UNAVAILABLE
         │   ├── ResourceNotFound, NonExistentQueue ......... MISSING     (table or queue absent)
         │   ├── AccessDenied, bad or expired credentials ... FORBIDDEN
-        │   └── any other code (ValidationException, ...) .. REJECTED
+        │   ├── ValidationException about the item ......... INVALID     (over 400 KB, an empty index key...)
+        │   ├── ValidationException about the key schema ... MISCONFIGURED (the table is not keyed by photoId S)
+        │   └── any other code (other validation, ...) ..... REJECTED
         ├── botocore BotoCoreError (connect, read timeout) . UNAVAILABLE
         ├── TimeoutError, OSError .......................... UNAVAILABLE
         └── anything else .................................. UNEXPECTED  (a bug: logged with its traceback)
 
 What each kind does to a message is docs/reliability.md's failure table, enforced by the core
 (`service.ingest.settle`) and the runtimes:
-POISON is quarantined; every other kind leaves the message on the queue with a backoff, except that a
-throttled put is first retried in process, within its message's deadline (docs/throughput.md). The kinds that
-describe the environment rather than one message (`pauses_intake`) also pause receiving, so an outage does
-not burn through the messages' receive counts.
+POISON and INVALID are quarantined: the message's content can never pass, so it is not retried (and an
+INVALID put says nothing about the table's health). Every other kind leaves the message on the queue with a
+backoff, except that a throttled put is first retried in process, within its message's deadline
+(docs/throughput.md). The kinds that describe the environment rather than one message (`pauses_intake`) also pause
+receiving, so an outage, or a table whose key schema is wrong and refuses every put, does not burn through the
+messages' receive counts.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ from typing import Any
 
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
-from service.ingest.events import PoisonMessageError
+from service.ingest.fields import PoisonMessageError
 
 AWS_ERRORS = (ClientError, BotoCoreError, OSError)  # what an AWS call raises when AWS, not our code, says no
 __all__ = [
@@ -51,6 +55,8 @@ class ErrorKind(enum.StrEnum):
     UNAVAILABLE = "unavailable"
     MISSING = "missing"
     FORBIDDEN = "forbidden"
+    INVALID = "invalid"
+    MISCONFIGURED = "misconfigured"
     REJECTED = "rejected"
     UNEXPECTED = "unexpected"
 
@@ -100,7 +106,22 @@ _FORBIDDEN_CODES = frozenset(
         "KMS.AccessDeniedException",
     }
 )
-_ENVIRONMENT = frozenset({ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE, ErrorKind.MISSING, ErrorKind.FORBIDDEN})
+# DynamoDB's ValidationException messages, lower-cased. The item's own content: it fails for this item alone.
+_ITEM_CONTENT = (
+    "item size has exceeded",
+    "size of hashkey has exceeded",
+    "size of all range keys has exceeded",
+    "cannot contain an empty string",
+    "may not contain an empty string",
+    "number overflow",
+    "magnitude larger than supported",
+    "magnitude smaller than supported",
+)
+# The table's key schema disagrees with the item: every put fails the same way.
+_KEY_SCHEMA = ("missing the key", "type mismatch", "required keys")
+_ENVIRONMENT = frozenset(
+    {ErrorKind.THROTTLED, ErrorKind.UNAVAILABLE, ErrorKind.MISSING, ErrorKind.FORBIDDEN, ErrorKind.MISCONFIGURED}
+)
 
 
 def classify(exc: BaseException) -> ErrorKind:
@@ -151,4 +172,14 @@ def _classify_client_error(exc: ClientError) -> ErrorKind:
         return ErrorKind.FORBIDDEN
     if status >= 500 or codes & {"InternalServerError", "InternalFailure", "ServiceUnavailable"}:
         return ErrorKind.UNAVAILABLE
+    if "ValidationException" in codes:
+        return _classify_validation(str(error.get("Message", "")).lower())
+    return ErrorKind.REJECTED
+
+
+def _classify_validation(message: str) -> ErrorKind:
+    if any(phrase in message for phrase in _KEY_SCHEMA):
+        return ErrorKind.MISCONFIGURED
+    if any(phrase in message for phrase in _ITEM_CONTENT):
+        return ErrorKind.INVALID
     return ErrorKind.REJECTED

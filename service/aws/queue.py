@@ -2,7 +2,8 @@
 
 Deletes and visibility changes requested in the same event-loop turn are coalesced into batch calls of at
 most 10 entries, which is most of SQS's cost per message. `DeleteMessageBatch` answers HTTP 200 even when
-entries fail, so the `Failed` list is read, logged, and retried once.
+entries fail, so the `Failed` list is read, logged, and retried once; only what is still failed after that is
+reported failed.
 """
 
 from __future__ import annotations
@@ -16,6 +17,8 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service.aws.errors import classify, error_code
+
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
     from types_aiobotocore_sqs.type_defs import BatchResultErrorEntryTypeDef, MessageTypeDef
@@ -23,6 +26,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("service.aws.queue")
 
 SQS_BATCH_MAX = 10
+SQS_MESSAGE_BYTES_MAX = 1_048_576  # body and attributes together
 QUARANTINE_ATTRIBUTE_PREFIX = "photo-ingest."
 
 
@@ -125,7 +129,9 @@ class Queue:
         return await self._visibility.submit(message, timeout_s)
 
     async def quarantine(self, message: Message, reason: str) -> bool:
-        """Send the body to the dead-letter queue with the reason, then delete the original."""
+        """Send the body to the dead-letter queue with the reason, then delete the original. A body that fills
+        a whole message leaves no room for the reason's attributes: it goes without them (the worker's
+        `message.quarantined` line still names the reason)."""
         assert self.dead_letter_url, "quarantine needs DEAD_LETTER_QUEUE_URL"
         await send_to_dead_letter(self._client, self.dead_letter_url, message, reason)
         return await self.delete(message)
@@ -156,16 +162,24 @@ async def _with_one_retry(
     call: Callable[[list[dict[str, Any]]], Awaitable[list[BatchResultErrorEntryTypeDef]]],
     shape: Callable[[Message, int], dict[str, Any]],
 ) -> set[str]:
-    """Run a batch call; retry the entries listed in `Failed` once. Returns the failed receipt handles."""
-    todo = dict(enumerate(entries))
+    """Run a batch call; retry the entries listed in `Failed` once. Returns the receipt handles still failed.
+    If the first call raises, so does this; if the retry raises, only the entries it retried are failed: those
+    the first call settled are never reported failed."""
+    todo = {str(index): entry for index, entry in enumerate(entries)}
     for attempt in (1, 2):
-        failed = await call([{"Id": str(i), **shape(m, t)} for i, (m, t) in todo.items()])
-        todo = {int(f["Id"]): todo[int(f["Id"])] for f in failed}
-        for entry in failed:
-            message = todo[int(entry["Id"])][0]
+        try:
+            failed = await call([{"Id": id_, **shape(m, t)} for id_, (m, t) in todo.items()])
+        except Exception as exc:
+            if attempt == 1:
+                raise
+            log.warning(f"sqs.{operation}_retry_failed", entries=len(todo), kind=classify(exc), code=error_code(exc))
+            break
+        refused = {entry["Id"]: entry for entry in failed if entry.get("Id") in todo}
+        todo = {id_: todo[id_] for id_ in refused}
+        for id_, entry in refused.items():
             log.warning(
                 f"sqs.{operation}_entry_failed",
-                messageId=message.message_id,
+                messageId=todo[id_][0].message_id,
                 code=entry.get("Code"),
                 senderFault=entry.get("SenderFault"),
                 attempt=attempt,
@@ -177,12 +191,21 @@ async def _with_one_retry(
 
 async def send_to_dead_letter(client: SQSClient, dead_letter_url: str, message: Message, reason: str) -> None:
     """The body, unchanged, to the dead-letter queue, with why and from which message (`quarantine_attributes`).
-    Every runtime quarantines through this: the worker then deletes the original, Lambda acknowledges it."""
-    await client.send_message(
-        QueueUrl=dead_letter_url,
-        MessageBody=message.body,
-        MessageAttributes=quarantine_attributes(message, reason),
-    )
+    Every runtime quarantines through this: the worker then deletes the original, Lambda acknowledges it. A
+    body that fills a whole message leaves no room for the attributes: it goes without them (the runtime's
+    `message.quarantined` line still names the reason)."""
+    attributes = quarantine_attributes(message, reason)
+    if _message_bytes(message.body, attributes) > SQS_MESSAGE_BYTES_MAX:
+        attributes = {}
+    await client.send_message(QueueUrl=dead_letter_url, MessageBody=message.body, MessageAttributes=attributes)
+
+
+def _message_bytes(body: str, attributes: dict[str, Any]) -> int:
+    """What SQS counts against its size limit: the body, and each attribute's name, type and value."""
+    size = len(body.encode("utf-8", "surrogatepass"))
+    for name, value in attributes.items():
+        size += len(name.encode()) + len(value["DataType"].encode()) + len(value["StringValue"].encode())
+    return size
 
 
 def quarantine_attributes(message: Message, reason: str) -> dict[str, Any]:

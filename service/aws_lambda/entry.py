@@ -120,7 +120,7 @@ class LambdaRuntime:
             sqs = await open_sqs(self._exits, session, SQS_POOL, wait_s=0)
             dead_letter = DeadLetter(sqs, settings.dead_letter_queue_url)
         self.clients = (dynamodb,) if dead_letter is None else (dynamodb, dead_letter.client)
-        ingest = Ingest(store, settings.raw_prefix, self._metrics, limiter=self._limiter)
+        ingest = Ingest(store, settings.raw_prefix, self._metrics, limiter=self._limiter, trust=settings.trust())
         self._batch = Batch(ingest, self._metrics, dead_letter)
         log.info("lambda.started", **settings.public_view())
         return self._batch

@@ -7,6 +7,10 @@ Accepted envelopes (see README, "Event formats"):
     {"detail-type": "Object Created", ...}    EventBridge event (the whole event is the body)
     {"Event": "s3:TestEvent", ...}            S3's test message, bare or inside SNS: acknowledged
 
+This is the trust boundary (docs/security.md): the JSON must be unambiguous, and every bucket, topic, key and
+record count passes `trust` before anything is skipped or written, in every envelope. Whatever fails is poison
+with a reason, for the whole message: nothing of a rejected body is ever written.
+
 Key decoding is part of the product's contract:
 - Records keys are form-encoded by S3 (space is `+`, `+` is `%2B`), so they are decoded with `unquote_plus`
   exactly once, before the prefix check. A second decoding would corrupt keys holding `%` and hex digits.
@@ -16,18 +20,22 @@ Key decoding is part of the product's contract:
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote_plus
 
+from service.ingest.fields import (
+    PoisonMessageError,
+    load_json,
+    object_field,
+    shown,
+    size_field,
+    string_field,
+    text_field,
+)
+from service.ingest.trust import ANY_SENDER, Trust, valid_key
 
-class PoisonMessageError(ValueError):
-    """The body can never be processed: not JSON, or a known envelope whose structure is broken."""
-
-    def __init__(self, reason: str, detail: str = "") -> None:
-        super().__init__(f"{reason}: {detail}" if detail else reason)
-        self.reason = reason
+__all__ = ["Entry", "ObjectRecord", "PoisonMessageError", "SkippedRecord", "parse_body"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,45 +65,48 @@ class SkippedRecord:
 Entry = ObjectRecord | SkippedRecord
 
 
-def parse_body(body: str, raw_prefix: str) -> list[Entry]:
-    """Parse one SQS body. Raises `PoisonMessageError`; returns an empty list for nothing to do."""
-    return _parse_document(_load_json(body, "body_not_json"), raw_prefix, inside_sns=False)
+def parse_body(body: str, raw_prefix: str, trust: Trust = ANY_SENDER) -> list[Entry]:
+    """Parse one SQS body and check it against `trust`. Raises `PoisonMessageError`; returns an empty list for
+    nothing to do."""
+    return _parse_document(load_json(body, "body_not_json"), raw_prefix, trust, inside_sns=False)
 
 
-def _parse_document(doc: object, raw_prefix: str, *, inside_sns: bool) -> list[Entry]:
+def _parse_document(doc: object, raw_prefix: str, trust: Trust, *, inside_sns: bool) -> list[Entry]:
     if not isinstance(doc, dict):
         raise PoisonMessageError("body_not_object", type(doc).__name__)
     if "Records" in doc:
         records = doc["Records"]
         if not isinstance(records, list):
             raise PoisonMessageError("records_not_list")
-        return [_from_notification_record(record, raw_prefix) for record in records]
+        trust.records(len(records))
+        return [_from_notification_record(record, raw_prefix, trust) for record in records]
     if doc.get("Event") == "s3:TestEvent":
-        return [SkippedRecord("test_event", bucket=_optional_str(doc.get("Bucket")))]
+        bucket = doc.get("Bucket")
+        return [SkippedRecord("test_event", bucket=trust.bucket(bucket) if isinstance(bucket, str) else None)]
     if doc.get("Type") == "Notification" and "Message" in doc and not inside_sns:
+        trust.topic(doc.get("TopicArn"))
         message = doc["Message"]
         if not isinstance(message, str):
             raise PoisonMessageError("sns_message_not_string")
-        return _parse_document(_load_json(message, "sns_message_not_json"), raw_prefix, inside_sns=True)
+        return _parse_document(load_json(message, "sns_message_not_json"), raw_prefix, trust, inside_sns=True)
     if "detail-type" in doc and doc.get("source") == "aws.s3":
-        return [_from_eventbridge(doc, raw_prefix)]
+        return [_from_eventbridge(doc, raw_prefix, trust)]
     return [SkippedRecord("not_an_s3_event")]
 
 
-def _from_notification_record(record: object, raw_prefix: str) -> Entry:
+def _from_notification_record(record: object, raw_prefix: str, trust: Trust) -> Entry:
     if not isinstance(record, dict):
         raise PoisonMessageError("broken_structure", f"record is {type(record).__name__}")
-    s3 = _object_field(record, "record", "s3")
-    bucket = _string_field(_object_field(s3, "s3", "bucket"), "bucket", "name")
-    obj = _object_field(s3, "s3", "object")
-    encoded_key = _string_field(obj, "object", "key")
-    event_name = _string_field(record, "record", "eventName") or ""
+    s3 = object_field(record, "record", "s3")
+    bucket = string_field(object_field(s3, "s3", "bucket"), "bucket", "name")
+    obj = object_field(s3, "s3", "object")
+    encoded_key = string_field(obj, "object", "key")
+    event_name = text_field(record, "record", "eventName") or ""
+    if bucket:
+        trust.bucket(bucket)
     if not bucket or not encoded_key:
         return SkippedRecord("missing_bucket_or_key", bucket=bucket, event_name=event_name)
-    try:
-        key = unquote_plus(encoded_key, errors="strict")
-    except UnicodeDecodeError as exc:
-        raise PoisonMessageError("key_not_utf8", encoded_key) from exc
+    key = _decoded(encoded_key)
     name = event_name.removeprefix("s3:")
     if not name.startswith("ObjectCreated:"):
         return SkippedRecord("not_object_created", bucket=bucket, key=key, event_name=event_name)
@@ -105,69 +116,57 @@ def _from_notification_record(record: object, raw_prefix: str) -> Entry:
         bucket=bucket,
         key=key,
         event_name=name,
-        event_time=_string_field(record, "record", "eventTime"),
-        size=_int_field(obj, "size"),
-        etag=_string_field(obj, "object", "eTag"),
-        version_id=_string_field(obj, "object", "versionId"),
-        sequencer=_string_field(obj, "object", "sequencer"),
+        event_time=string_field(record, "record", "eventTime"),  # an unreadable time is no time (items.py)
+        size=size_field(obj, "size"),
+        etag=text_field(obj, "object", "eTag"),
+        version_id=text_field(obj, "object", "versionId"),
+        sequencer=text_field(obj, "object", "sequencer"),
     )
 
 
-def _from_eventbridge(event: dict[str, Any], raw_prefix: str) -> Entry:
-    detail_type = _string_field(event, "event", "detail-type") or ""
-    detail = _object_field(event, "event", "detail")
-    bucket = _string_field(_object_field(detail, "detail", "bucket"), "bucket", "name")
-    obj = _object_field(detail, "detail", "object")
-    key = _string_field(obj, "object", "key")  # literal: see the module docstring
+def _decoded(encoded_key: str) -> str:
+    """The key S3 form-encoded, decoded exactly once; poison unless it is a key S3 could hold."""
+    try:
+        key = unquote_plus(encoded_key, errors="strict")
+    except UnicodeError as exc:
+        raise PoisonMessageError("invalid_key", f"{shown(encoded_key)} is not percent-encoded UTF-8") from exc
+    return valid_key(key)
+
+
+def _from_eventbridge(event: dict[str, Any], raw_prefix: str, trust: Trust) -> Entry:
+    detail_type = text_field(event, "event", "detail-type") or ""
+    detail = object_field(event, "event", "detail")
+    bucket = string_field(object_field(detail, "detail", "bucket"), "bucket", "name")
+    obj = object_field(detail, "detail", "object")
+    key = string_field(obj, "object", "key")  # literal: see the module docstring
+    _check_resources(event.get("resources"), trust)
+    if bucket:
+        trust.bucket(bucket)
+    if key:
+        valid_key(key)
     if detail_type != "Object Created":
         return SkippedRecord("not_object_created", bucket=bucket, key=key, event_name=detail_type)
     if not bucket or not key:
         return SkippedRecord("missing_bucket_or_key", bucket=bucket, event_name=detail_type)
     if not key.startswith(raw_prefix):
         return SkippedRecord("outside_prefix", bucket=bucket, key=key, event_name=detail_type)
-    reason = _string_field(detail, "detail", "reason")
+    reason = text_field(detail, "detail", "reason")
     return ObjectRecord(
         bucket=bucket,
         key=key,
         event_name=f"ObjectCreated:{reason}" if reason else "ObjectCreated",
-        event_time=_string_field(event, "event", "time"),
-        size=_int_field(obj, "size"),
-        etag=_string_field(obj, "object", "etag"),
-        version_id=_string_field(obj, "object", "version-id"),
-        sequencer=_string_field(obj, "object", "sequencer"),
+        event_time=string_field(event, "event", "time"),
+        size=size_field(obj, "size"),
+        etag=text_field(obj, "object", "etag"),
+        version_id=text_field(obj, "object", "version-id"),
+        sequencer=text_field(obj, "object", "sequencer"),
     )
 
 
-def _load_json(text: str, reason: str) -> object:
-    try:
-        return json.loads(text)
-    except (ValueError, RecursionError) as exc:  # JSONDecodeError is a ValueError
-        raise PoisonMessageError(reason, str(exc)[:200]) from exc
-
-
-def _object_field(container: object, where: str, name: str) -> dict[str, Any]:
-    """`container[name]` as a dict; missing or null is `{}`, any other type is poison."""
-    value = container.get(name) if isinstance(container, dict) else None
-    if value is None:
-        return {}
-    if not isinstance(value, dict):
-        raise PoisonMessageError("broken_structure", f"{where}.{name} is {type(value).__name__}")
-    return value
-
-
-def _string_field(container: dict[str, Any] | object, where: str, name: str) -> str | None:
-    value = container.get(name) if isinstance(container, dict) else None
-    if value is None or isinstance(value, str):
-        return value
-    raise PoisonMessageError("broken_structure", f"{where}.{name} is {type(value).__name__}")
-
-
-def _int_field(container: dict[str, Any], name: str) -> int | None:
-    value = container.get(name)
-    if isinstance(value, bool) or not isinstance(value, int):
-        return None  # size is informational; a missing or odd one never blocks a photo
-    return value
-
-
-def _optional_str(value: object) -> str | None:
-    return value if isinstance(value, str) else None
+def _check_resources(resources: object, trust: Trust) -> None:
+    """With a bucket allowlist, every bucket the EventBridge envelope names in `resources` must be on it too."""
+    if trust.allowed_buckets is None or not isinstance(resources, list):
+        return
+    for arn in resources:
+        if isinstance(arn, str) and ":s3:::" in arn:
+            trust.bucket(arn.split(":s3:::", 1)[1].split("/", 1)[0])

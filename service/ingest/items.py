@@ -34,13 +34,14 @@ def build_item(record: ObjectRecord, now: datetime) -> Item:
 
 
 def _uploaded_at(event_time: str | None) -> str | None:
-    """The event's time as ISO 8601 UTC (`...+00:00`); None when absent or unreadable."""
+    """The event's time as ISO 8601 UTC (`...+00:00`); None when absent or unreadable, which includes a time
+    whose UTC form falls outside years 1-9999 (`0001-01-01T00:00:00+01:00`)."""
     if not event_time:
         return None
     try:
         parsed = datetime.fromisoformat(event_time)
-    except ValueError:
+        if parsed.tzinfo is None:
+            parsed = parsed.replace(tzinfo=UTC)
+        return parsed.astimezone(UTC).isoformat()
+    except (ValueError, OverflowError):  # a lone surrogate is a ValueError too (UnicodeEncodeError)
         return None
-    if parsed.tzinfo is None:
-        parsed = parsed.replace(tzinfo=UTC)
-    return parsed.astimezone(UTC).isoformat()

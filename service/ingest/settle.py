@@ -1,10 +1,13 @@
 """The core: what happens to one message's records, whoever delivered them (the worker, Lambda, backfill).
 
-    body ─▶ parse_body ─▶ entries ─▶ one conditional put per object, each in a slot of the limiter ─▶ outcomes
-         ─▶ decide        (a throttled put is retried in its slot until the caller's deadline)
+    body ─▶ parse_body (trust checks) ─▶ entries ─▶ one conditional put per object, each in a slot of the
+         limiter ─▶ outcomes ─▶ decide     (a throttled put is retried in its slot until the caller's deadline)
 
 It knows nothing of receipt handles, pollers or visibility: it is handed a store and answers with a
 `Settlement`, which the runtime acknowledges in its own way (delete and release, or `batchItemFailures`).
+Nothing a message contains raises past it: its content can only end in an outcome, and a message whose content
+can never pass (poison, untrusted, an item the table refuses) is quarantined rather than retried. A settlement
+is returned only once every put of its message has finished.
 """
 
 from __future__ import annotations
@@ -22,8 +25,9 @@ from service.aws.errors import ErrorKind, classify, error_code
 from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
 from service.ingest.items import Item, build_item
 from service.ingest.limiter import Limiter
-from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide
+from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide, reason
 from service.ingest.throttles import ThrottledPuts
+from service.ingest.trust import ANY_SENDER, UNTRUSTED_REASONS, Trust
 from service.metrics import Metrics
 
 log = structlog.get_logger("service.ingest")
@@ -63,7 +67,9 @@ class Settlement:
 
 
 class Ingest:
-    """Settles records through one store, within the slots of one limiter. One instance serves a whole process."""
+    """Settles records through one store, within the slots of one limiter. One instance serves a whole process.
+    `trust` is the boundary's rules (allowlists, record limit); the default checks the body's shape but believes
+    any sender."""
 
     def __init__(
         self,
@@ -73,8 +79,10 @@ class Ingest:
         watcher: PutWatcher | None = None,
         *,
         limiter: Limiter | None = None,
+        trust: Trust = ANY_SENDER,
     ) -> None:
         self._raw_prefix = raw_prefix
+        self._trust = trust
         self._metrics = metrics
         self._watcher = watcher
         self._limiter = limiter or Limiter(DEFAULT_SLOTS, floor=DEFAULT_SLOTS)
@@ -83,9 +91,14 @@ class Ingest:
     async def settle_body(self, body: str, deadline: float | None = None) -> Settlement:
         """Parse one message body and settle its records; a body that can never succeed is quarantined."""
         try:
-            entries = parse_body(body, self._raw_prefix)
+            entries = parse_body(body, self._raw_prefix, self._trust)
         except PoisonMessageError as exc:  # logged once, by the runtime's quarantine line
+            if exc.reason in UNTRUSTED_REASONS:
+                self._metrics.messages["untrusted"] += 1
             return Settlement([], Disposition.QUARANTINE, exc.reason, str(exc))
+        except Exception as exc:  # a parser bug that this body sets off: retrying it cannot help
+            log.exception("message.parse_failed")
+            return Settlement([], Disposition.QUARANTINE, "parse_failed", f"{type(exc).__name__}: {exc}")
         return await self.settle(entries, deadline)
 
     async def settle(self, entries: Sequence[Entry], deadline: float | None = None) -> Settlement:
@@ -95,9 +108,8 @@ class Ingest:
             records = [await self._settle(entries[0], deadline)]
         else:
             records = await self._settle_many(entries, deadline)
-        disposition = decide(record.outcome for record in records)
-        reason = "conflict" if disposition is Disposition.QUARANTINE else "record_failed"
-        return Settlement(records, disposition, reason)
+        outcomes = [record.outcome for record in records]
+        return Settlement(records, decide(outcomes), reason(outcomes))
 
     async def _settle_many(self, entries: Sequence[Entry], deadline: float | None) -> list[Settled]:
         """A put starts only once it has a slot, so a message of any size holds at most the limit's slots; the
@@ -132,14 +144,18 @@ class Ingest:
 
     async def _put(self, record: ObjectRecord, deadline: float | None) -> Settled:
         now = datetime.now(UTC)
-        item = build_item(record, now)
-        fields = {"photoId": item["photoId"]["S"], "bucket": record.bucket, "key": record.key}
-        started = time.perf_counter()
-        try:
+        fields = {"bucket": record.bucket, "key": record.key}
+        try:  # the item is built inside the record's own error handling: its content ends in an outcome
+            item = build_item(record, now)
+            fields["photoId"] = item["photoId"]["S"]
+            started = time.perf_counter()
             result = await self._puts.put(item, deadline)
-        except Exception as exc:  # noqa: BLE001 - classified; the message stays on the queue
+        except Exception as exc:  # noqa: BLE001 - classified; the message stays on the queue or is quarantined
             return self._put_failed(exc, fields)
         self._metrics.sample(self._metrics.put_latency_ms, (time.perf_counter() - started) * 1000)
+        if result is PutOutcome.OBJECT_MISSING:  # VERIFY_OBJECTS: a notification for an object S3 does not hold
+            self._metrics.records["object_missing"] += 1
+            return self._skipped(SkippedRecord("object_missing", record.bucket, record.key, record.event_name))
         if self._watcher:
             self._watcher.put_succeeded()
         self._metrics.records[result.value] += 1
@@ -154,6 +170,8 @@ class Ingest:
 
     def _put_failed(self, exc: Exception, fields: dict[str, str]) -> Settled:
         kind = classify(exc)
+        if kind is ErrorKind.INVALID or "photoId" not in fields:  # refused for its content, or never built
+            return self._invalid(exc, fields)
         if self._watcher:
             self._watcher.put_failed(kind)
         self._metrics.records["failed"] += 1
@@ -166,3 +184,11 @@ class Ingest:
             exc_info=kind is ErrorKind.UNEXPECTED,
         )
         return Settled(Outcome.FAILED, kind, f"{error_code(exc)}: {exc}")
+
+    def _invalid(self, exc: Exception, fields: dict[str, str]) -> Settled:
+        """An item that can never be stored: its message is quarantined. It says nothing about the table's
+        health, so the watcher does not hear of it."""
+        self._metrics.records["invalid"] += 1
+        built = "photoId" in fields
+        log.error("photo.invalid", **fields, code=error_code(exc), error=str(exc)[:500], exc_info=not built)
+        return Settled(Outcome.INVALID, ErrorKind.INVALID, f"{error_code(exc)}: {str(exc)[:500]}")

@@ -16,14 +16,15 @@ from contextlib import AsyncExitStack
 
 import structlog
 
-from service.aws.clients import make_session, open_dynamodb, open_sqs
+from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
 from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
+from service.aws.objects import VerifiedStore
 from service.aws.queue import Message, Queue
 from service.aws.table import PhotoStore
 from service.config import Settings
 from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition
-from service.ingest.settle import Ingest
+from service.ingest.settle import Ingest, Store
 from service.metrics import Metrics, MetricsEmitter
 from service.worker.disposal import Disposal
 from service.worker.heartbeat import Heartbeat
@@ -36,12 +37,15 @@ INTAKE_BACKOFF_CAP_S = 30.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, queue: Queue, store: PhotoStore, metrics: Metrics) -> None:
+    def __init__(self, settings: Settings, queue: Queue, store: Store, metrics: Metrics) -> None:
         self._settings = settings
         self._queue = queue
         self._metrics = metrics
         self._limiter = Limiter(settings.max_in_flight_records)  # MAX_IN_FLIGHT_RECORDS is its ceiling
-        self._ingest = Ingest(store, settings.raw_prefix, metrics, watcher=self, limiter=self._limiter)
+        ingest = Ingest(
+            store, settings.raw_prefix, metrics, watcher=self, limiter=self._limiter, trust=settings.trust()
+        )
+        self._ingest = ingest
         self._intake = IntakeGate(settings.retry_backoff_base_seconds / 2, INTAKE_BACKOFF_CAP_S)
         self._heartbeat = Heartbeat(settings.health_file)
         self._in_flight = InFlight(
@@ -198,5 +202,9 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
         dynamodb = await open_dynamodb(stack, session, settings.max_in_flight_records + 4)
         queue = Queue(sqs, settings.queue_url, settings.dead_letter_queue_url)
-        worker = Worker(settings, queue, PhotoStore(dynamodb, settings.photos_table), Metrics())
+        table = PhotoStore(dynamodb, settings.photos_table)
+        store: Store = table
+        if settings.verify_objects:  # an S3 client only when it is asked for
+            store = VerifiedStore(table, await open_s3(stack, session, settings.max_in_flight_records + 4))
+        worker = Worker(settings, queue, store, Metrics())
         await worker.run(stop)

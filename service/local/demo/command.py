@@ -23,6 +23,7 @@ from service.local import stack as embedded
 from service.local.demo.journal import Settled, event_name, print_outcomes, watch_worker_logs
 from service.local.demo.scenario import MALFORMED_BODY, SCENARIO, expected_items, perform
 from service.local.stack import BUCKET, RAW_PREFIX, Stack
+from service.text import printable
 from service.worker.worker import run_worker
 
 DRAIN_TIMEOUT_S = 30.0
@@ -58,7 +59,7 @@ async def _demo(endpoint: str) -> int:
         observed = await _observe(stack)
     found = problems(settled, observed)
     if found:
-        print("\nFAILED: " + "\n        ".join(found))
+        print("\nFAILED: " + "\n        ".join(printable(line) for line in found))
         return process.EXIT_FAILED
     print(f"\nOK in {time.monotonic() - started:.1f} s: one item per photo, the duplicate recognised, the key outside")
     print("the prefix skipped, the malformed message quarantined. The worker and the stack are stopped.")
@@ -108,11 +109,12 @@ async def _observe(stack: Stack) -> Observed:
     observed = Observed(await stack.items(), await stack.dead_letters(), await stack.depth(stack.queue_url))
     print(f"\n4. Table {embedded.TABLE}: {len(observed.items)} items")
     for item in sorted(observed.items, key=lambda item: item["s3Key"]):
-        print(f"   {item['photoId']}  {item['s3Key']:<44} {item.get('eventName', '')}, {item.get('size', '?')} bytes")
+        key, event_name = printable(item["s3Key"]), printable(item.get("eventName", ""))
+        print(f"   {item['photoId']}  {key:<44} {event_name}, {item.get('size', '?')} bytes")
     print(f"\n5. Queue {embedded.QUEUE}: {observed.queue_depth} messages. ", end="")
     print(f"Dead-letter queue {embedded.DEAD_LETTER_QUEUE}: {len(observed.dead_letters)}")
     for body, attributes in observed.dead_letters:
-        print(f"   {body!r}  {REASON_ATTRIBUTE}={attributes.get(REASON_ATTRIBUTE)}")
+        print(f"   '{printable(body)}'  {REASON_ATTRIBUTE}={printable(attributes.get(REASON_ATTRIBUTE, ''))}")
     return observed
 
 

@@ -14,6 +14,7 @@ from typing import Any, NoReturn
 import structlog
 
 from service.local.demo.scenario import Step
+from service.text import printable
 
 OUTCOMES = ("inserted", "duplicate", "conflict", "failed", "skipped", "quarantined")
 OUTCOME_EVENTS = {f"photo.{name}" for name in OUTCOMES[:4]} | {"record.skipped", "message.quarantined"}
@@ -60,9 +61,9 @@ def watch_worker_logs() -> Journal:
 
 
 def _describe(event: Mapping[str, Any]) -> str:
-    subject = event.get("key") or f"message {str(event.get('messageId', '?'))[:8]}"
+    subject = printable(str(event.get("key") or f"message {str(event.get('messageId', '?'))[:8]}"))
     details = " ".join(f"{name}={value}" for name, value in event.items() if name not in _QUIET_FIELDS and value)
-    return f"{event['event']:<20} {subject:<40} {details}"
+    return f"{event['event']:<20} {subject:<40} {printable(details)}"
 
 
 def print_outcomes(settled: Settled, journal: Journal) -> None:
@@ -85,5 +86,5 @@ def event_name(event: dict[str, Any] | None) -> str | None:
 def _outcome(event: dict[str, Any] | None) -> str:
     if event is None:
         return "no event"
-    detail = f"photoId {event['photoId']}" if "photoId" in event else f"reason {event.get('reason')}"
+    detail = f"photoId {event['photoId']}" if "photoId" in event else f"reason {printable(str(event.get('reason')))}"
     return f"{str(event['event']).split('.')[1]:<12} {detail}"

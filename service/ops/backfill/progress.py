@@ -1,19 +1,20 @@
 """How far a backfill has got: the Tally of outcomes and the ResumePoint, shown while it runs and summed up after.
 
 While it runs: one line redrawn on a terminal, or a `backfill.progress` log line every few seconds. At the end:
-the human summary, which names the last key up to which everything is settled, for `--start-after`.
+the human summary, which names the last key up to which everything is settled, for `--start-after`. A key may
+hold control characters: the summary writes it as a shell word that gives back the exact key (`shell_word`).
 """
 
 from __future__ import annotations
 
 import asyncio
-import shlex
 from dataclasses import dataclass
 from typing import Any, Protocol, TextIO
 
 import structlog
 
 from service.ops.backfill.options import Options
+from service.text import printable, shell_word
 
 log = structlog.get_logger("service.ops.backfill.progress")
 
@@ -28,6 +29,7 @@ class Tally:
     duplicate: int = 0
     skipped: int = 0
     conflict: int = 0
+    invalid: int = 0  # an item the table refused for its content (never expected from a listing)
     failed: int = 0
     would_write: int = 0  # --dry-run: under the prefix, so it would be written (or found to be a duplicate)
 
@@ -36,7 +38,8 @@ class Tally:
 
     @property
     def done(self) -> int:
-        return self.inserted + self.duplicate + self.skipped + self.conflict + self.failed + self.would_write
+        settled = self.inserted + self.duplicate + self.skipped + self.conflict + self.invalid
+        return settled + self.failed + self.would_write
 
 
 class ResumePoint:
@@ -90,7 +93,7 @@ def summary(backfill: Run, options: Options, interrupted: bool) -> str:
     """The human summary: what happened to the listed objects, and where to resume."""
     figures, key = backfill.figures(), backfill.resume.key
     state = "aborted" if backfill.aborted else "interrupted" if interrupted else "finished"
-    rows: list[tuple[str, object]] = [("reason", backfill.aborted)] if backfill.aborted else []
+    rows: list[tuple[str, object]] = [("reason", printable(backfill.aborted))] if backfill.aborted else []
     rows.append(("listed", figures["listed"]))
     if options.dry_run:
         rows.append(("would write", f"{figures['wouldWrite']}  (dry run: nothing written, so duplicates unknown)"))
@@ -99,8 +102,10 @@ def summary(backfill: Run, options: Options, interrupted: bool) -> str:
     rows.append(("skipped", f"{figures['skipped']}  (outside RAW_PREFIX)"))
     if not options.dry_run:
         rows += [("conflicts", figures["conflict"]), ("failed", figures["failed"])]
-        resume = f"{shlex.quote(key)}  (resume: --start-after {shlex.quote(key)})" if key else "none"
+        rows += [("invalid items", figures["invalid"])] if figures["invalid"] else []
+        resume = f"{shell_word(key)}  (resume: --start-after {shell_word(key)})" if key else "none"
         rows.append(("last key done", resume))
-    head = f"backfill of s3://{options.bucket}/{options.prefix} {state} after {figures['elapsedSeconds']} s"
+    head = f"backfill of s3://{printable(options.bucket)}/{printable(options.prefix)} {state}"
+    head += f" after {figures['elapsedSeconds']} s"
     head += f" ({figures['objectsPerSecond']} objects/s)"
     return "\n".join([head, *(f"  {label:<14}{value}" for label, value in rows)])

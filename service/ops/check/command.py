@@ -29,6 +29,8 @@ from service.aws.errors import AWS_ERRORS, ErrorKind, classify
 from service.aws.table import PhotoStore
 from service.config import Settings
 from service.ops.check.findings import Finding, Level, failure, probe
+from service.ops.check.trust import trust_findings
+from service.text import printable
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -65,12 +67,12 @@ async def run_checks(settings: Settings) -> list[Finding]:
         findings = await _check_queue(sqs, settings)
         if settings.dead_letter_queue_url:
             findings.append(await _check_dead_letter_queue(sqs, settings.dead_letter_queue_url))
-        return findings + await _check_table(dynamodb, settings.photos_table)
+        return findings + await _check_table(dynamodb, settings.photos_table) + trust_findings(settings)
 
 
 def render(settings: Settings, findings: list[Finding]) -> str:
-    lines = [f"photo-ingest check: queue {settings.queue_url}, table {settings.photos_table}"]
-    lines += [f"  {finding.level:<4}  {finding.subject:<10}  {finding.text}" for finding in findings]
+    lines = [f"photo-ingest check: queue {printable(settings.queue_url)}, table {printable(settings.photos_table)}"]
+    lines += [f"  {finding.level:<4}  {finding.subject:<10}  {printable(finding.text)}" for finding in findings]
     unprovable = "sqs:ReceiveMessage" + (", sqs:SendMessage" if settings.dead_letter_queue_url else "")
     lines.append(
         f"  {Level.NOTE:<4}  {'access':<10}  not probed, as no call proves it without side effects: {unprovable}"

@@ -18,6 +18,7 @@ from service.aws.clients import make_session, open_sqs
 from service.config import Settings
 from service.logs import configure_logging
 from service.ops.redrive.run import RECEIVE_WAIT_S, Moves, Redrive
+from service.text import printable
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -52,7 +53,7 @@ async def redrive_command(settings: Settings, args: argparse.Namespace, stop: as
 async def _dry_run(sqs: SQSClient, dlq: str, queue: str, max_messages: int | None) -> None:
     visible, in_flight = await would_move(sqs, dlq)
     count = visible if max_messages is None else min(visible, max_messages)
-    print(f"dry run: would move about {count} messages from {dlq} to {queue}")
+    print(f"dry run: would move about {count} messages from {printable(dlq)} to {printable(queue)}")
     print(f"  (ApproximateNumberOfMessages {visible}; {in_flight} more are in flight and move once visible)")
 
 
@@ -65,7 +66,8 @@ def _report(moves: Moves, dlq: str, queue: str, interrupted: bool) -> None:
         leftNew=len(moves.left_new),
         interrupted=interrupted,
     )
-    print(f"moved {moves.moved} messages from {dlq} to {queue}" + (" (interrupted)" if interrupted else ""))
+    moved = f"moved {moves.moved} messages from {printable(dlq)} to {printable(queue)}"
+    print(moved + (" (interrupted)" if interrupted else ""))
     for count, note in (
         (moves.send_failed, "could not be sent: still on the dead-letter queue; run it again"),
         (moves.delete_failed, "were sent but not deleted: the next run moves them again (a harmless duplicate)"),
@@ -79,8 +81,6 @@ def _cmd_redrive(args: argparse.Namespace) -> int:
     settings = process.load_settings(Settings)
     if not settings.dead_letter_queue_url:
         raise process.ConfigurationError("DEAD_LETTER_QUEUE_URL: required by `photo-ingest redrive`")
-    if settings.dead_letter_queue_url == settings.queue_url:
-        raise process.ConfigurationError("DEAD_LETTER_QUEUE_URL: must not be QUEUE_URL")
     configure_logging(settings.log_level, settings.log_format)
 
     async def main() -> int:
