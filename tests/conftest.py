@@ -10,13 +10,15 @@ import asyncio
 import json
 import os
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import structlog.contextvars
+import structlog.testing
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from service.config import Settings
@@ -81,11 +83,15 @@ class Stack:
         }
         return Settings(**(values | overrides))  # type: ignore[arg-type]
 
-    def send(self, *bodies: str) -> None:
+    def send(self, *bodies: str) -> set[str]:
+        """Send the bodies in batches of 10; the ids of the messages sent."""
+        ids: set[str] = set()
         for start in range(0, len(bodies), 10):
             entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
             response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             assert not response.get("Failed"), response
+            ids |= {entry["MessageId"] for entry in response["Successful"]}
+        return ids
 
     def items(self) -> dict[str, dict[str, Any]]:
         """The whole table, by photoId, in plain Python values."""
@@ -97,7 +103,18 @@ class Stack:
         }
 
     def depth(self, url: str | None = None) -> int:
-        """Messages on a queue, visible or not."""
+        """Messages on a queue, visible or not, for end states: read until two reads in a row agree.
+
+        moto counts the visible and the hidden messages with a clock read each, so a message whose visibility
+        ends between the two is in neither count (and one received between them is in both). Such a change
+        happens at one instant, so a second read that agrees with the first was not caught by it. While workers
+        are busy, count events instead (`deleted`, or the calls at a `FaultProxy`)."""
+        last, current = -1, self._approximate_depth(url)
+        while current != last:
+            last, current = current, self._approximate_depth(url)
+        return current
+
+    def _approximate_depth(self, url: str | None) -> int:
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=url or self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
@@ -149,6 +166,16 @@ def stack(moto_endpoint: str) -> Stack:
     built = Stack(moto_endpoint, sqs, boto3.client("dynamodb", region_name=REGION), s3, queue_url, dlq_url)
     built.create_table()
     return built
+
+
+def capture_logs() -> Any:
+    """The in-process worker's log events as dicts, with the per-message context (messageId, receiveCount)."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+def deleted(events: Iterable[dict[str, Any]]) -> set[str]:
+    """The ids of the messages the worker logged as deleted: an event, exact while the queue's counts are not."""
+    return {str(event["messageId"]) for event in events if event.get("event") == "message.deleted"}
 
 
 async def eventually(condition: Callable[[], bool], timeout_s: float = 30.0, interval_s: float = 0.1) -> None:

@@ -13,8 +13,9 @@ that carry an `X-Amz-Target` header (DynamoDB's `DynamoDB_20120810.*`, SQS's `Am
                   the call took effect but the client saw a network error (the nasty case)
 
 Everything else passes through unchanged. `counts` tells which faults were injected, per kind and per
-service and operation, so a test can assert that they happened. The proxy runs its own event loop in a daemon
-thread, so a test's blocking boto3 calls never stall it.
+service and operation, so a test can assert that they happened; `calls` tells how many requests of an
+operation arrived, so at rate 0 the proxy is an exact counter of, say, the deletes a worker sends while it
+runs. The proxy runs its own event loop in a daemon thread, so a test's blocking boto3 calls never stall it.
 """
 
 from __future__ import annotations
@@ -145,7 +146,13 @@ class FaultProxy:
     def by_operation(self) -> dict[str, int]:
         """Faults injected per `kind:service:operation`."""
         with self._lock:
-            return {name.removeprefix("fault:"): n for name, n in sorted(self.counts.items()) if name != "requests"}
+            faults = sorted((name, n) for name, n in self.counts.items() if name.startswith("fault:"))
+            return {name.removeprefix("fault:"): n for name, n in faults}
+
+    def calls(self, *operations: str) -> int:
+        """Requests that arrived for these operations (e.g. "DeleteMessage", "DeleteMessageBatch"), faulted or not."""
+        with self._lock:
+            return sum(self.counts[f"call:{operation}"] for operation in operations)
 
     def summary(self) -> dict[str, int]:
         """Requests seen and faults injected, by kind."""
@@ -215,6 +222,8 @@ class FaultProxy:
     async def _answer(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         """Answer one request; False if the connection was cut on purpose."""
         self._count("requests")
+        if request.operation:
+            self._count(f"call:{request.operation}")
         fault = self._choose_fault(request)
         if fault is not None:
             self._count(f"fault:{fault}:{request.service}:{request.operation}")
