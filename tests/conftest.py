@@ -103,23 +103,26 @@ class Stack:
         }
 
     def depth(self, url: str | None = None) -> int:
-        """Messages on a queue, visible or not, for end states: read until two reads in a row agree.
+        """Messages on a queue, visible or not, in an end state: when nothing receives from it any more.
 
-        moto counts the visible and the hidden messages with a clock read each, so a message whose visibility
-        ends between the two is in neither count (and one received between them is in both). Such a change
-        happens at one instant, so a second read that agrees with the first was not caught by it. While workers
-        are busy, count events instead (`deleted`, or the calls at a `FaultProxy`)."""
-        last, current = -1, self._approximate_depth(url)
-        while current != last:
-            last, current = current, self._approximate_depth(url)
-        return current
+        moto counts the visible messages, then the hidden ones, reading the clock afresh for each message, so
+        a message whose visibility ends in between is in neither count; the messages received in one batch
+        become visible one after another, so two reads in a row can both miss one. With nothing receiving,
+        messages only ever become visible: when a second read finds as many visible messages as the first,
+        none became visible during the first, and its total is exact. While workers are busy, count events
+        instead (`deleted`, or the calls at a `FaultProxy`)."""
+        while True:
+            visible, hidden = self._counts(url)
+            if self._counts(url)[0] == visible:
+                return visible + hidden
 
-    def _approximate_depth(self, url: str | None) -> int:
+    def _counts(self, url: str | None) -> tuple[int, int]:
+        """(visible, hidden) messages, as one GetQueueAttributes call gives them."""
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=url or self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def create_table(self) -> None:
         self.dynamodb.create_table(
