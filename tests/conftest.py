@@ -10,13 +10,15 @@ import asyncio
 import json
 import os
 import urllib.request
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import boto3
 import pytest
+import structlog.contextvars
+import structlog.testing
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from service.config import Settings
@@ -81,11 +83,15 @@ class Stack:
         }
         return Settings(**(values | overrides))  # type: ignore[arg-type]
 
-    def send(self, *bodies: str) -> None:
+    def send(self, *bodies: str) -> set[str]:
+        """Send the bodies in batches of 10; the ids of the messages sent."""
+        ids: set[str] = set()
         for start in range(0, len(bodies), 10):
             entries = [{"Id": str(i), "MessageBody": b} for i, b in enumerate(bodies[start : start + 10])]
             response = self.sqs.send_message_batch(QueueUrl=self.queue_url, Entries=entries)
             assert not response.get("Failed"), response
+            ids |= {entry["MessageId"] for entry in response["Successful"]}
+        return ids
 
     def items(self) -> dict[str, dict[str, Any]]:
         """The whole table, by photoId, in plain Python values."""
@@ -97,12 +103,26 @@ class Stack:
         }
 
     def depth(self, url: str | None = None) -> int:
-        """Messages on a queue, visible or not."""
+        """Messages on a queue, visible or not, in an end state: when nothing receives from it any more.
+
+        moto counts the visible messages, then the hidden ones, reading the clock afresh for each message, so
+        a message whose visibility ends in between is in neither count; the messages received in one batch
+        become visible one after another, so two reads in a row can both miss one. With nothing receiving,
+        messages only ever become visible: when a second read finds as many visible messages as the first,
+        none became visible during the first, and its total is exact. While workers are busy, count events
+        instead (`deleted`, or the calls at a `FaultProxy`)."""
+        while True:
+            visible, hidden = self._counts(url)
+            if self._counts(url)[0] == visible:
+                return visible + hidden
+
+    def _counts(self, url: str | None) -> tuple[int, int]:
+        """(visible, hidden) messages, as one GetQueueAttributes call gives them."""
         attributes = self.sqs.get_queue_attributes(
             QueueUrl=url or self.queue_url,
             AttributeNames=["ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible"],
         )["Attributes"]
-        return int(attributes["ApproximateNumberOfMessages"]) + int(attributes["ApproximateNumberOfMessagesNotVisible"])
+        return int(attributes["ApproximateNumberOfMessages"]), int(attributes["ApproximateNumberOfMessagesNotVisible"])
 
     def create_table(self) -> None:
         self.dynamodb.create_table(
@@ -149,6 +169,16 @@ def stack(moto_endpoint: str) -> Stack:
     built = Stack(moto_endpoint, sqs, boto3.client("dynamodb", region_name=REGION), s3, queue_url, dlq_url)
     built.create_table()
     return built
+
+
+def capture_logs() -> Any:
+    """The in-process worker's log events as dicts, with the per-message context (messageId, receiveCount)."""
+    return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
+
+
+def deleted(events: Iterable[dict[str, Any]]) -> set[str]:
+    """The ids of the messages the worker logged as deleted: an event, exact while the queue's counts are not."""
+    return {str(event["messageId"]) for event in events if event.get("event") == "message.deleted"}
 
 
 async def eventually(condition: Callable[[], bool], timeout_s: float = 30.0, interval_s: float = 0.1) -> None:

@@ -18,8 +18,9 @@ held that long before it is answered or faulted: a slow endpoint. A request stil
 dropped without an answer.
 
 Everything else passes through unchanged, after `delays[operation]` seconds if given (a slow table).
-`counts` tells which faults were injected, per kind and per service and operation, and how many requests of
-each operation arrived, so a test can assert that they happened. The proxy runs its own event loop in a daemon
+`counts` tells which faults were injected, per kind and per service and operation, so a test can assert that
+they happened; `calls` tells how many requests of an operation arrived, so at rate 0 the proxy is an exact
+counter of, say, the deletes a worker sends while it runs. The proxy runs its own event loop in a daemon
 thread, so a test's blocking boto3 calls never stall it.
 """
 
@@ -160,16 +161,13 @@ class FaultProxy:
     def by_operation(self) -> dict[str, int]:
         """Faults injected per `kind:service:operation`."""
         with self._lock:
-            return {
-                name.removeprefix("fault:"): n for name, n in sorted(self.counts.items()) if name.startswith("fault:")
-            }
+            faults = sorted((name, n) for name, n in self.counts.items() if name.startswith("fault:"))
+            return {name.removeprefix("fault:"): n for name, n in faults}
 
-    def requests(self, operation: str) -> int:
-        """How many requests of this operation (e.g. "PutItem") arrived, faulted or not."""
+    def calls(self, *operations: str) -> int:
+        """Requests that arrived for these operations (e.g. "DeleteMessage", "DeleteMessageBatch"), faulted or not."""
         with self._lock:
-            return sum(
-                n for name, n in self.counts.items() if name.startswith("request:") and name.endswith(f":{operation}")
-            )
+            return sum(self.counts[f"call:{operation}"] for operation in operations)
 
     def summary(self) -> dict[str, int]:
         """Requests seen and faults injected, by kind."""
@@ -252,6 +250,7 @@ class FaultProxy:
         """Answer one request; False if the connection was cut on purpose."""
         self._count("requests")
         self._count(f"request:{request.service}:{request.operation}")
+        self._count(f"call:{request.operation}")
         if not await self._hold(request):
             return False
         fault = self._choose_fault(request)

@@ -10,8 +10,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs as _capture_logs
 
 from service.aws_lambda import entry, handler
 from service.aws_lambda.entry import EnvironmentFailureError
@@ -20,7 +18,7 @@ from service.aws_lambda.settings import LambdaSettings
 from service.ingest.events import ObjectRecord, PoisonMessageError, parse_body
 from service.ingest.items import build_item
 from tests.bodies import direct, eventbridge, photos, sns
-from tests.conftest import BUCKET, EVENTS, Stack, event_body, run_until
+from tests.conftest import BUCKET, EVENTS, Stack, capture_logs, event_body, run_until
 from tests.fault_proxy import FaultProxy
 from tests.lambda_mapping import FakeContext, acknowledge, failed_ids, receive_event
 
@@ -35,10 +33,6 @@ BODIES |= {
     "generated-sns": sns(AWKWARD),
     "generated-eventbridge": eventbridge(AWKWARD),
 }
-
-
-def capture_logs() -> Any:
-    return _capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
 @pytest.fixture

@@ -7,21 +7,21 @@ import os
 import signal
 import subprocess
 import sys
-import time
 from datetime import datetime
 from pathlib import Path
 
 from service.ingest.ids import photo_id
-from tests.conftest import Stack, eventually, run_until
+from tests.conftest import Stack, capture_logs, deleted, eventually, run_until
 
 BUCKET = "amzn-s3-demo-bucket"
+LONG_POLL_S = 20  # RECEIVE_WAIT_SECONDS: a worker that waited its poll out would take this long to stop
 
 
 def start_worker(stack: Stack, tmp_path: Path, **env: str) -> subprocess.Popen[bytes]:
     variables = dict(os.environ) | {
         "QUEUE_URL": stack.queue_url,
         "PHOTOS_TABLE": stack.table,
-        "RECEIVE_WAIT_SECONDS": "20",
+        "RECEIVE_WAIT_SECONDS": str(LONG_POLL_S),
         "SHUTDOWN_TIMEOUT_SECONDS": "10",
         "LOG_FORMAT": "json",
         "METRICS_ENABLED": "false",
@@ -47,32 +47,37 @@ def log_events(tmp_path: Path) -> list[dict[str, object]]:
     return [json.loads(line) for line in lines if line.startswith("{")]
 
 
-async def test_sigterm_while_idle_exits_0_within_about_2_seconds(stack: Stack, tmp_path: Path) -> None:
-    """An idle worker in a 20 s long poll stops at once on SIGTERM, with exit code 0.
+def seconds_between(events: dict[str, object], first: str, last: str) -> float:
+    """From one log event to another, by the worker's own timestamps."""
+    elapsed = datetime.fromisoformat(str(events[last])) - datetime.fromisoformat(str(events[first]))
+    return elapsed.total_seconds()
 
-    The worker itself stops within half a second (its own log timestamps); the process, interpreter
-    teardown included, within 3 s even on this shared, loaded 2-core machine."""
+
+async def test_sigterm_while_idle_cuts_the_long_poll_and_exits_0(stack: Stack, tmp_path: Path) -> None:
+    """An idle worker in a 20 s long poll stops on SIGTERM without waiting the poll out, with exit code 0.
+
+    Every long poll starts after `worker.started`, so a worker that logs `worker.stopped` less than 20 s after
+    it (its own timestamps: the test's scheduling does not count) cut its polls short. How fast it stops
+    (about 0.1 s, and 0.5 s to exit) is measured by bench/shutdown_latency.py, not bounded here."""
     worker = start_worker(stack, tmp_path)
     try:
-        await eventually((tmp_path / "health").exists, 20)
-        started = time.monotonic()
+        await eventually((tmp_path / "health").exists, 20)  # the first beat: the pollers are about to poll
         worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=10) == 0
-        assert time.monotonic() - started < 3.0
+        assert worker.wait(timeout=LONG_POLL_S) == 0
     finally:
         worker.kill()
     events = {entry["event"]: entry["timestamp"] for entry in log_events(tmp_path)}
     assert list(events)[-1] == "worker.stopped"
-    stopping = datetime.fromisoformat(str(events["worker.stopped"])) - datetime.fromisoformat(
-        str(events["process.stop_requested"])
-    )
-    assert stopping.total_seconds() < 0.5
+    assert "process.stop_requested" in events
+    assert seconds_between(events, "worker.started", "worker.stopped") < LONG_POLL_S
 
 
 async def test_sigterm_while_busy_drains_exits_0_and_loses_nothing(stack: Stack, tmp_path: Path) -> None:
-    """Mid-backlog SIGTERM: in-flight work completes or is released, exit 0; a second worker finishes the rest."""
+    """Mid-backlog SIGTERM: in-flight work completes or is released, exit 0; a second worker finishes the rest.
+
+    "The rest" is every message sent: the two workers' `message.deleted` events name them all."""
     keys = [f"photos-raw/busy/{n:03d}.jpg" for n in range(300)]
-    stack.send(*(body(key) for key in keys))
+    sent = stack.send(*(body(key) for key in keys))
     # A long poll cut short by SIGTERM leaves its messages hidden for their visibility timeout: keep it short.
     worker = start_worker(stack, tmp_path, MAX_IN_FLIGHT_RECORDS="20", POLLERS="2", VISIBILITY_TIMEOUT_SECONDS="5")
     try:
@@ -85,7 +90,10 @@ async def test_sigterm_while_busy_drains_exits_0_and_loses_nothing(stack: Stack,
     assert events[-1] == "worker.stopped"
     written_before_restart = len(stack.items())
     assert written_before_restart < len(keys), "the worker finished everything before SIGTERM: nothing was tested"
-    await run_until(stack.settings(), lambda: stack.depth() == 0, timeout_s=90)
+    deleted_before_restart = deleted(log_events(tmp_path))
+    with capture_logs() as logs:
+        await run_until(stack.settings(), lambda: deleted_before_restart | deleted(logs) >= sent, timeout_s=90)
+    assert stack.depth() == 0
     items = stack.items()
     assert set(items) == {photo_id(BUCKET, key) for key in keys}
     assert all(items[photo_id(BUCKET, key)]["s3Key"] == key for key in keys)

@@ -8,19 +8,13 @@ from __future__ import annotations
 from typing import Any
 
 import pytest
-import structlog
-from structlog.testing import capture_logs as _capture_logs
 
 from service.aws.clients import DYNAMODB_MAX_ATTEMPTS, MAX_ATTEMPTS, client_config
 from tests import bodies
-from tests.conftest import BUCKET, Stack, run_until
+from tests.conftest import BUCKET, Stack, capture_logs, run_until
 from tests.fault_proxy import FaultProxy
 
 DYNAMODB_ONLY, SQS_ONLY = frozenset({"dynamodb"}), frozenset({"sqs"})
-
-
-def capture_logs() -> Any:
-    return _capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
 def named(logs: list[dict[str, Any]], *events: str) -> list[dict[str, Any]]:
@@ -83,7 +77,7 @@ async def test_a_throttled_put_shrinks_the_limit_and_is_retried_without_releasin
         await run_until(settings, lambda: len(stack.items()) == len(photos) and stack.depth() == 0, timeout_s=60)
     throttles = proxy.faults("throttle", "dynamodb")
     assert throttles > 0
-    assert proxy.requests("PutItem") == len(photos) + throttles
+    assert proxy.calls("PutItem") == len(photos) + throttles
     assert len(named(logs, "photo.inserted")) == len(photos)
     assert named(logs, "photo.failed", "message.released", "photo.duplicate") == []
     assert {entry["receiveCount"] for entry in named(logs, "message.deleted")} == {1}
@@ -92,7 +86,7 @@ async def test_a_throttled_put_shrinks_the_limit_and_is_retried_without_releasin
     assert sum(entry["ThrottledTableCapacity"] for entry in summaries) == throttles
     assert sum(entry["ThrottledKeyRange"] + entry["ThrottledOther"] for entry in summaries) == 0
     assert min(entry["InFlightLimit"] for entry in summaries) < settings.max_in_flight_records
-    print("put throttle:", {"photos": len(photos), "puts": proxy.requests("PutItem"), "throttles": throttles})
+    print("put throttle:", {"photos": len(photos), "puts": proxy.calls("PutItem"), "throttles": throttles})
 
 
 async def test_a_put_throttled_past_its_budget_fails_and_its_message_is_released(
@@ -111,7 +105,7 @@ async def test_a_put_throttled_past_its_budget_fails_and_its_message_is_released
     [failed] = named(logs, "photo.failed")
     assert failed["kind"] == "throttled"
     assert named(logs, "message.released")[0]["reason"] == "record_failed"
-    assert proxy.requests("PutItem") > 1, "the put was not retried in process before it failed"
+    assert proxy.calls("PutItem") > 1, "the put was not retried in process before it failed"
     assert stack.depth() == 1
     assert stack.items() == {}
 

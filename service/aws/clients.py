@@ -35,7 +35,7 @@ DYNAMODB_MAX_ATTEMPTS = 2
 DYNAMODB_READ_TIMEOUT_S = 10
 LONG_POLL_MARGIN_S = 10  # a 20 s long poll needs a read timeout above 20 s
 # botocore rebuilds its default User-Agent twice for every request, about 10% of the worker's CPU per message
-# (README, "Performance"); this one is built once.
+# (docs/performance.md, "What the tuning bought"); this one is built once.
 USER_AGENT = f"photo-ingest/{__version__} botocore/{botocore.__version__} python/{platform.python_version()}"
 
 

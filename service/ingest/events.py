@@ -1,6 +1,6 @@
 """An SQS message body -> the S3 objects it announces. Pure code: no AWS calls, no I/O.
 
-Accepted envelopes (see README, "Event formats"):
+Accepted envelopes (see docs/architecture.md, "Event formats"):
 
     {"Records": [...]}                        direct S3 notification, or SNS raw delivery
     {"Type": "Notification", "Message": "…"}  SNS envelope; `Message` is a JSON *string*, unwrapped once

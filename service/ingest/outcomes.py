@@ -1,4 +1,4 @@
-"""What happened to each record, and what that means for its message. Pure: the README's outcome table."""
+"""What happened to each record, and what that means for its message. Pure: the failure table of docs/reliability.md."""
 
 from __future__ import annotations
 
