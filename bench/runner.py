@@ -65,6 +65,15 @@ class Options:
     keep_logs: Path | None = None
     profile_dir: Path | None = None  # py-spy (collapsed stacks) of the photo-ingest processes, if installed
     node_argv: list[str] | None = None  # how to run the Node peer (bench/node_peer.py), once installed
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)  # more photo-ingest builds: label -> env
+
+    def photo_ingest_env(self, variant: str) -> dict[str, str]:
+        """photo-ingest's settings for a variant: --worker-env, --service-path, then the variant's own env
+        (where PYTHONPATH names another copy of `service/`)."""
+        env = dict(self.worker_env)
+        if self.service_path:
+            env["PYTHONPATH"] = self.service_path
+        return env | self.variants.get(variant, {})
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -241,9 +250,7 @@ def contender_procs(case: Case, opts: Options, endpoint_urls: list[str], workdir
         if not opts.node_argv:
             raise BenchError("the Node peer is not installed (bench/node_peer.py)")
         return [spawn(f"node-{i}", opts.node_argv, env_for(i), workdir) for i in range(case.processes)]
-    worker_env = {"LOG_FORMAT": "json", "METRICS_ENABLED": "false", **opts.worker_env}
-    if opts.service_path:
-        worker_env["PYTHONPATH"] = opts.service_path
+    worker_env = {"LOG_FORMAT": "json", "METRICS_ENABLED": "false", **opts.photo_ingest_env(case.variant)}
     procs = []
     for index in range(case.processes):
         env_i = env_for(index) | worker_env | {"HEALTH_FILE": str(workdir / f"health-{index}")}
@@ -259,7 +266,8 @@ def expected_receivers(case: Case, opts: Options) -> int:
         return FLOOR_LOOPS
     if case.contender == "node":
         return case.processes * node_peer.CONSUMERS
-    return case.processes * int(opts.worker_env.get("POLLERS") or default_pollers(opts.service_path))
+    env = opts.photo_ingest_env(case.variant)
+    return case.processes * int(env.get("POLLERS") or default_pollers(env.get("PYTHONPATH")))
 
 
 @functools.cache
