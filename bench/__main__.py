@@ -24,7 +24,7 @@ from typing import Any
 
 from bench import charts, fleet_report, node_peer
 from bench.fleet import Fleet, case_for, run_fleet_case
-from bench.runner import REPO, BenchError, Case, Options, run_case, run_pair
+from bench.runner import PAIRED, REPO, BenchError, Case, Options, run_case, run_pair
 
 RESULTS = REPO / "bench" / "results"
 CHARTS = REPO / "docs" / "img"
@@ -48,10 +48,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--naive-n", default=NAIVE_N_DEFAULT, help="the naive port's N per latency, ms:N,...")
     parser.add_argument("--latencies", default="0,5,20", help="per-request latencies in ms (default 0,5,20)")
     parser.add_argument(
-        "--contenders", default="naive,one,two,floor,node,pair", help="any of naive,one,two,floor,node,pair"
+        "--contenders",
+        default="naive,one,two,floor,node,pair,pair-node",
+        help="any of naive,one,two,floor,node,pair,pair-node",
     )
     parser.add_argument(
-        "--pair-latencies", default="0", help="latencies for `pair`: photo-ingest x1 and the floor run at once"
+        "--pair-latencies",
+        default="0",
+        help="latencies for `pair` (photo-ingest x1 and the floor at once) and `pair-node` (photo-ingest and Node)",
     )
     parser.add_argument("--quick", action="store_true", help="N=2,000, naive N 300/100, at 0 and 20 ms")
     parser.add_argument("--soak", action="store_true", help="only the soak: 200,000 messages, one process")
@@ -110,16 +114,18 @@ def plan(args: argparse.Namespace) -> list[Job]:
         naive_n = {float(k): int(v) for k, v in (pair.split(":") for pair in args.naive_n.split(","))}
         for latency in (float(x) for x in args.latencies.split(",")):
             for name in names:
-                if name == "pair":
+                if name.startswith("pair"):
                     continue
                 contender, processes = CONTENDERS[name]
                 n = min(args.n, naive_n.get(latency, args.n)) if contender == "naive" else args.n
                 labels = [args.label, *variants(args)] if contender == "photo-ingest" else [args.label]
                 jobs.extend((Case(contender, latency, n, processes, variant=label),) for label in labels)
-        if "pair" in names:
-            for latency in (float(x) for x in args.pair_latencies.split(",")):
-                paired = Case("photo-ingest", latency, args.n, variant=args.label)
+        for latency in (float(x) for x in args.pair_latencies.split(",")):
+            paired = Case("photo-ingest", latency, args.n, variant=args.label)
+            if "pair" in names:
                 jobs.append((paired, Case("floor", latency, args.n)))
+            if "pair-node" in names:
+                jobs.append((paired, Case("node", latency, args.n)))
     if args.soak or args.with_soak:
         jobs.append((Case("photo-ingest", args.soak_latency, args.soak_n, 1, soak=True, variant=args.label),))
     return jobs
@@ -216,21 +222,39 @@ def run_all(jobs: list[Job], opts: Options, repeat: int) -> list[dict[str, Any]]
         for job in jobs:
             started = time.monotonic()
             try:
-                results = run_pair(job[0], job[1], opts) if len(job) == 2 else [run_case(job[0], opts)]
+                results = run_job(job, opts)
             except BenchError as exc:
-                results = [failed_result(case, str(exc), paired=len(job) == 2) for case in job]
+                labelled = zip(job, suffixes(job), strict=True)
+                results = [failed_result(case, str(exc), suffix) for case, suffix in labelled]
             for result in results:
                 result["case_seconds"] = round(time.monotonic() - started, 1)
                 runs.setdefault((result["case"], result["latency_ms"]), []).append(result)
                 where = f"round {round_index + 1}/{repeat}  " if repeat > 1 else ""
-                label = f"{result['latency_ms']:>4g} ms  {result['case']:<26} N={result['n']:<7}"
+                label = f"{result['latency_ms']:>4g} ms  {result['case']:<44} N={result['n']:<7}"
                 print(f"  {where}{label} {summary(result)}", flush=True)
     return [median_result(results) for results in runs.values()]
 
 
-def failed_result(case: Case, error: str, *, paired: bool = False) -> dict[str, Any]:
+NODE_PAIR = (" (paired w/ node)", " (paired w/ photo-ingest)")
+
+
+def suffixes(job: Job) -> tuple[str, ...]:
+    """What a pair adds to its contenders' labels (the floor pair keeps the README's "(paired)")."""
+    if len(job) == 1:
+        return ("",)
+    return NODE_PAIR if job[1].contender == "node" else PAIRED
+
+
+def run_job(job: Job, opts: Options) -> list[dict[str, Any]]:
+    if len(job) == 1:
+        return [run_case(job[0], opts)]
+    first, second = suffixes(job)
+    return run_pair(job[0], job[1], opts, (first, second))
+
+
+def failed_result(case: Case, error: str, suffix: str = "") -> dict[str, Any]:
     return {
-        "case": case.label + (" (paired)" if paired else ""),
+        "case": case.label + suffix,
         "contender": case.contender,
         "processes": case.processes,
         "latency_ms": case.latency_ms,
@@ -273,10 +297,13 @@ COLUMNS = (
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["  ".join(f"{name:>{width}}" for name, width in COLUMNS)]
+    label_width = max([26, *(len(r["case"]) for r in results)])
+    columns = tuple((name, label_width if name == "contender" else width) for name, width in COLUMNS)
+    lines = ["  ".join(f"{name:>{width}}" for name, width in columns)]
     for r in results:
         if "error" in r:
-            lines.append(f"{r['latency_ms']:>6g}  {r['case']:>26}  {r['n']:>7}  ERROR: {r['error'].splitlines()[0]}")
+            error = r["error"].splitlines()[0]
+            lines.append(f"{r['latency_ms']:>6g}  {r['case']:>{label_width}}  {r['n']:>7}  ERROR: {error}")
             continue
         end = r["end_state"]
         cells = (
@@ -298,7 +325,7 @@ def table(results: list[dict[str, Any]]) -> str:
             ",".join(str(c) for c in r["exit_codes"]),
             "PASS" if is_ok(r) else "FAIL",
         )
-        lines.append("  ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
+        lines.append("  ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, columns, strict=True)))
     return "\n".join(lines)
 
 
@@ -353,6 +380,34 @@ def targets(results: list[dict[str, Any]], variant: str = "photo-ingest") -> lis
     return out
 
 
+def peer_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
+    """The Node peer beside photo-ingest x1 and the floor: ratios at each latency, and from the paired run."""
+    lines = []
+    node_label = "node sqs-consumer x1"
+    for latency in sorted({r["latency_ms"] for r in results}):
+        node = find(results, node_label, latency)
+        if node is None:
+            continue
+        line = f"{latency:g} ms: node {node['msg_per_s']:,.0f} msg/s, {node['cpu_ms_per_msg']:.3f} CPU ms/msg, "
+        line += f"{node['peak_rss_mb']:.0f} MB"
+        for other in (find(results, f"{variant} x1", latency), find(results, "floor", latency)):
+            if other:
+                line += (
+                    f"; vs {other['case']}: msg/s {node['msg_per_s'] / other['msg_per_s']:.2f}x, "
+                    f"CPU/msg {node['cpu_ms_per_msg'] / other['cpu_ms_per_msg']:.2f}x"
+                )
+        lines.append(line)
+        paired_node = find(results, node_label + NODE_PAIR[1], latency)
+        paired_one = find(results, f"{variant} x1" + NODE_PAIR[0], latency)
+        if paired_node and paired_one:
+            node_cpu, one_cpu = paired_node["cpu_ms_per_msg"], paired_one["cpu_ms_per_msg"]
+            lines.append(
+                f"{latency:g} ms, both at once: node CPU/msg {node_cpu:.3f} vs {variant} {one_cpu:.3f} "
+                f"({node_cpu / one_cpu:.2f}x); msg/s {paired_node['msg_per_s']:,.0f} vs {paired_one['msg_per_s']:,.0f}"
+            )
+    return lines
+
+
 def target(name: str, ratio: float, kind: str, note: str) -> dict[str, Any]:
     limits = {TARGET_NAIVE_X, TARGET_TWO_X} if kind == "x" else {TARGET_FLOOR_X, TARGET_SOAK_X}
     limit = next(x for x in limits if f"{x:g}x" in name)
@@ -401,6 +456,10 @@ def main(argv: list[str] | None = None) -> int:
     wall_s = time.monotonic() - started
     checked = targets(results, args.label)
     report(results, checked, fleet_results, fleet)
+    peers = peer_lines(results, args.label)
+    if peers:
+        print("\nThe Node peer (sqs-consumer, 16 consumers) beside photo-ingest and the floor")
+        print("\n".join(peers))
     print(f"\nwall time {wall_s:.0f} s; load average now {os.getloadavg()[0]:.2f}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
     document = {

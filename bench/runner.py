@@ -32,6 +32,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 STALL_S = 75.0  # no delete for this long (2.5 visibility timeouts): the contender has lost messages or hung
 EXIT_WAIT_S = 30.0
 FLOOR_LOOPS = 6
+PAIRED = (" (paired)", " (paired)")  # the labels' suffixes in a pair run
 
 
 class BenchError(RuntimeError):
@@ -416,7 +417,7 @@ def run_case(case: Case, opts: Options) -> dict[str, Any]:
         return result
 
 
-def run_pair(first: Case, second: Case, opts: Options) -> list[dict[str, Any]]:
+def run_pair(first: Case, second: Case, opts: Options, suffixes: tuple[str, str] = PAIRED) -> list[dict[str, Any]]:
     """Two contenders at the same time, each on its own endpoint, armed together: both see the same machine
     noise, so their CPU per message compares fairly on a shared, busy machine. CPU per message is taken over
     the overlap: from `arm` until the first of the two drains (the other's count of deletes at that moment)."""
@@ -438,12 +439,12 @@ def run_pair(first: Case, second: Case, opts: Options) -> list[dict[str, Any]]:
             ours = sum(sum(cpu) + stats["cpu_s"] - stats["marks"]["armed"]["cpu_s"] for cpu, stats in overlap)
             others = (busy_s - ours) / overlap_s
             results = []
-            for stage, (cpu, stats) in zip(stages, overlap, strict=True):
+            for stage, (cpu, stats), suffix in zip(stages, overlap, suffixes, strict=True):
                 drained = snapshot if stage is first else wait_progress(stage, drained=1)
                 stage.stop_contenders()
                 deleted = stats["deleted"]
                 result = stage.figures(drained, cpu, others, max(1, deleted))
-                result["case"] += " (paired)"
+                result["case"] += suffix
                 result["overlap_messages"] = deleted
                 result["end_state"] = stage.end_state()
                 results.append(result)
