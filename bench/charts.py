@@ -31,16 +31,24 @@ def _subtitle(document: dict[str, Any]) -> str:
     return f"{env.get('cpus', '?')} vCPUs, commit {env.get('git_commit', '?')}, {document.get('stamp', '')}".strip()
 
 
+def _others(document: dict[str, Any]) -> str:
+    """How much of the machine other work took during the cases: msg/s depends on it, CPU per message less."""
+    others = [r["other_cores"] for rows in _throughput_rows(document).values() for r in rows if "other_cores" in r]
+    if not others:
+        return ""
+    return f"\nother work on the machine meanwhile: {min(others):.2f}-{max(others):.2f} cores"
+
+
 def throughput_chart(document: dict[str, Any], path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5))
     for label, rows in _throughput_rows(document).items():
         ax.plot([r["latency_ms"] for r in rows], [r["msg_per_s"] for r in rows], marker="o", label=label)
     ax.set_xticks(sorted({r["latency_ms"] for rows in _throughput_rows(document).values() for r in rows}))
     ax.set_xlabel("round trip added to every request (ms)")
     ax.set_ylabel("messages / s")
-    ax.set_title(f"Throughput against round trip\n{_subtitle(document)}", fontsize=10)
+    ax.set_title(f"Throughput against round trip\n{_subtitle(document)}{_others(document)}", fontsize=10)
     ax.set_ylim(bottom=0)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -55,7 +63,7 @@ def cpu_chart(document: dict[str, Any], path: Path) -> None:
     series = _throughput_rows(document)
     latencies = sorted({r["latency_ms"] for rows in series.values() for r in rows})
     width = 0.8 / max(1, len(series))
-    fig, ax = plt.subplots(figsize=(8, 4.8))
+    fig, ax = plt.subplots(figsize=(8, 5))
     for index, (label, rows) in enumerate(series.items()):
         by_latency = {r["latency_ms"]: r["cpu_ms_per_msg"] for r in rows}
         xs = [i + index * width for i, lat in enumerate(latencies) if lat in by_latency]
@@ -64,7 +72,7 @@ def cpu_chart(document: dict[str, Any], path: Path) -> None:
     ax.set_xticks([i + width * (len(series) - 1) / 2 for i in range(len(latencies))])
     ax.set_xticklabels([f"{lat:g} ms" for lat in latencies])
     ax.set_ylabel("CPU ms per message (process CPU / messages)")
-    ax.set_title(f"CPU per message\n{_subtitle(document)}", fontsize=10)
+    ax.set_title(f"CPU per message\n{_subtitle(document)}{_others(document)}", fontsize=10)
     ax.grid(axis="y", alpha=0.3)
     ax.legend(fontsize=8)
     fig.tight_layout()
