@@ -100,7 +100,8 @@ def fleet_chart(document: dict[str, Any], path: Path) -> None:
         ax.set_xticklabels([f"{k} process{'es' if k > 1 else ''}" for k in procs])
         ax.set_title(title, fontsize=10)
         ax.grid(axis="y", alpha=0.3)
-        ax.legend(fontsize=7)
+        ax.set_ylim(0, ax.get_ylim()[1] * 1.3)  # room for the legend above the bars
+        ax.legend(fontsize=7, loc="upper right", ncols=3)
     config = document.get("fleet_config", {})
     fig.suptitle(
         f"Fleet sharing one table: C = {config.get('capacity', 0):g} writes/s, RTT {config.get('latency_ms', 0):g} ms, "
