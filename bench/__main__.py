@@ -1,7 +1,9 @@
 """`python -m bench`: the contenders side by side on one endpoint and one workload, the table, the targets.
 
-python -m bench                      N=20,000 at 0, 5 and 20 ms: naive, photo-ingest x1 and x2, floor
-python -m bench --quick              a ~1 minute smoke test (N=2,000 at 0 and 20 ms)
+python -m bench                      N=20,000 at 0, 5 and 20 ms: naive, photo-ingest x1 and x2, floor, the
+                                     Node peer; then the fleet (1, 2, 3 processes sharing 300 writes/s)
+python -m bench --quick              a ~2 minute smoke test (N=2,000 at 0 and 20 ms, a small fleet)
+python -m bench --fleet-only         only the fleet table (add --label/--service-path to compare a build)
 python -m bench --soak               200,000 messages through one photo-ingest process: RSS over time
 python -m bench --help               every flag (N, latencies, contenders, worker env, a scratch service/)
 """
@@ -16,13 +18,23 @@ import statistics
 import subprocess
 import sys
 import time
+from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from bench.runner import REPO, BenchError, Case, Options, run_case, run_pair
+from bench import charts, fleet_report, node_peer
+from bench.fleet import Fleet, case_for, run_fleet_case
+from bench.runner import PAIRED, REPO, BenchError, Case, Options, run_case, run_pair
 
 RESULTS = REPO / "bench" / "results"
-CONTENDERS = {"naive": ("naive", 1), "one": ("photo-ingest", 1), "two": ("photo-ingest", 2), "floor": ("floor", 1)}
+CHARTS = REPO / "docs" / "img"
+CONTENDERS = {
+    "naive": ("naive", 1),
+    "one": ("photo-ingest", 1),
+    "two": ("photo-ingest", 2),
+    "floor": ("floor", 1),
+    "node": ("node", 1),
+}
 NAIVE_N_DEFAULT = "0:5000,5:1000,20:500"  # the naive port is slow: ~25 msg/s at 20 ms; its rate is what counts
 TARGET_NAIVE_X = 40.0
 TARGET_FLOOR_X = 1.25
@@ -35,9 +47,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--n", type=int, default=20_000, help="messages per case (default 20,000)")
     parser.add_argument("--naive-n", default=NAIVE_N_DEFAULT, help="the naive port's N per latency, ms:N,...")
     parser.add_argument("--latencies", default="0,5,20", help="per-request latencies in ms (default 0,5,20)")
-    parser.add_argument("--contenders", default="naive,one,two,floor,pair", help="any of naive,one,two,floor,pair")
     parser.add_argument(
-        "--pair-latencies", default="0", help="latencies for `pair`: photo-ingest x1 and the floor run at once"
+        "--contenders",
+        default="naive,one,two,floor,node,pair,pair-node",
+        help="any of naive,one,two,floor,node,pair,pair-node",
+    )
+    parser.add_argument(
+        "--pair-latencies",
+        default="0",
+        help="latencies for `pair` (photo-ingest x1 and the floor at once) and `pair-node` (photo-ingest and Node)",
     )
     parser.add_argument("--quick", action="store_true", help="N=2,000, naive N 300/100, at 0 and 20 ms")
     parser.add_argument("--soak", action="store_true", help="only the soak: 200,000 messages, one process")
@@ -49,6 +67,30 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--worker-env", action="append", default=[], metavar="KEY=VALUE", help="extra env for photo-ingest"
     )
     parser.add_argument("--service-path", help="PYTHONPATH for photo-ingest: a scratch copy of service/ to try")
+    parser.add_argument(
+        "--label", default="photo-ingest", help="photo-ingest's name in the tables (e.g. 'with limiter' for a build)"
+    )
+    parser.add_argument(
+        "--variant",
+        action="append",
+        default=[],
+        metavar="LABEL=KEY=VALUE[,KEY=VALUE]",
+        help="another photo-ingest beside the first, with its own env; PYTHONPATH=DIR runs a copy of service/ "
+        "(e.g. --variant 'limiter=PYTHONPATH=/tmp/limiter'); runs in every photo-ingest case but the pair",
+    )
+    fleet = parser.add_argument_group("the fleet (issue 14): K processes sharing one table capacity")
+    fleet.add_argument("--no-fleet", action="store_true", help="skip the fleet cases")
+    fleet.add_argument("--fleet-only", action="store_true", help="only the fleet cases")
+    fleet.add_argument("--fleet-n", type=int, default=4_500, help="messages, one distinct photo each (4,500)")
+    fleet.add_argument("--fleet-wcu", type=float, default=300.0, help="the table's writes a second (300; 0: none)")
+    fleet.add_argument("--fleet-latency", type=float, default=5.0, help="round trip in ms (5)")
+    fleet.add_argument("--fleet-processes", default="1,2,3", help="fleet sizes (1,2,3)")
+    fleet.add_argument("--fleet-contenders", default="photo-ingest,node", help="photo-ingest and/or node")
+    fleet.add_argument("--partition-wcu", type=float, help="hot-partition mode: each key range's writes a second")
+    fleet.add_argument("--partitions", type=int, default=1, help="key ranges for --partition-wcu (1)")
+    fleet.add_argument("--max-receive-count", type=int, default=5, help="the queue's redrive threshold (5)")
+    parser.add_argument("--charts", type=Path, default=CHARTS, help="where the PNG charts go (default docs/img)")
+    parser.add_argument("--no-charts", action="store_true")
     parser.add_argument("--keep-logs", type=Path, help="copy each case's process logs under this directory")
     parser.add_argument("--profile", type=Path, help="py-spy each photo-ingest and floor process into this dir")
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
@@ -56,6 +98,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     args = parser.parse_args(argv)
     if args.quick:
         args.n, args.latencies, args.naive_n = 2_000, "0,20", "0:300,20:100"
+        args.fleet_n, args.fleet_processes = 1_500, "1,3"
+        if args.charts == CHARTS:
+            args.charts = args.results  # a smoke test does not replace the documented charts
     return args
 
 
@@ -65,21 +110,88 @@ Job = tuple[Case, ...]  # one case alone, or two run at the same time (a pair)
 def plan(args: argparse.Namespace) -> list[Job]:
     jobs: list[Job] = []
     names = [name.strip() for name in args.contenders.split(",")]
-    if not args.soak:
+    if not args.soak and not args.fleet_only:
         naive_n = {float(k): int(v) for k, v in (pair.split(":") for pair in args.naive_n.split(","))}
         for latency in (float(x) for x in args.latencies.split(",")):
             for name in names:
-                if name == "pair":
+                if name.startswith("pair"):
                     continue
                 contender, processes = CONTENDERS[name]
                 n = min(args.n, naive_n.get(latency, args.n)) if contender == "naive" else args.n
-                jobs.append((Case(contender, latency, n, processes),))
-        if "pair" in names:
-            for latency in (float(x) for x in args.pair_latencies.split(",")):
-                jobs.append((Case("photo-ingest", latency, args.n), Case("floor", latency, args.n)))
+                labels = [args.label, *variants(args)] if contender == "photo-ingest" else [args.label]
+                jobs.extend((Case(contender, latency, n, processes, variant=label),) for label in labels)
+        for latency in (float(x) for x in args.pair_latencies.split(",")):
+            paired = Case("photo-ingest", latency, args.n, variant=args.label)
+            if "pair" in names:
+                jobs.append((paired, Case("floor", latency, args.n)))
+            if "pair-node" in names:
+                jobs.append((paired, Case("node", latency, args.n)))
     if args.soak or args.with_soak:
-        jobs.append((Case("photo-ingest", args.soak_latency, args.soak_n, 1, soak=True),))
+        jobs.append((Case("photo-ingest", args.soak_latency, args.soak_n, 1, soak=True, variant=args.label),))
     return jobs
+
+
+def fleet_of(args: argparse.Namespace) -> Fleet:
+    return Fleet(
+        wcu=args.fleet_wcu or None,
+        latency_ms=args.fleet_latency,
+        n=args.fleet_n,
+        partition_wcu=args.partition_wcu,
+        partitions=args.partitions,
+        max_receive_count=args.max_receive_count,
+    )
+
+
+def fleet_plan(args: argparse.Namespace, fleet: Fleet) -> list[Case]:
+    if args.no_fleet or (args.soak and not args.fleet_only):
+        return []
+    contenders = [name.strip() for name in args.fleet_contenders.split(",")]
+    sizes = [int(k) for k in args.fleet_processes.split(",")]
+    cases = []
+    for name in contenders:
+        labels = [args.label, *variants(args)] if name == "photo-ingest" else [args.label]
+        cases += [case_for(name, k, fleet, label) for label in labels for k in sizes]
+    return cases
+
+
+def variants(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """--variant LABEL=KEY=VALUE[,KEY=VALUE...]: label -> the env that makes it different."""
+    parsed = {}
+    for spec in args.variant:
+        label, _, settings = spec.partition("=")
+        parsed[label] = dict(pair.split("=", 1) for pair in settings.split(",") if pair)
+    return parsed
+
+
+def run_fleet(cases: list[Case], opts: Options, fleet: Fleet, repeat: int) -> list[dict[str, Any]]:
+    """Every fleet case once per round, rounds interleaved; the round with the median goodput stands."""
+    runs: dict[str, list[dict[str, Any]]] = {}
+    for round_index in range(repeat):
+        for case in cases:
+            started = time.monotonic()
+            try:
+                result = run_fleet_case(case, opts, fleet)
+            except BenchError as exc:
+                result = {"case": case.label, "processes": case.processes, "error": str(exc), "end_state": {}}
+            result["case_seconds"] = round(time.monotonic() - started, 1)
+            runs.setdefault(case.label, []).append(result)
+            where = f"round {round_index + 1}/{repeat}  " if repeat > 1 else ""
+            print(f"  {where}fleet  {case.label:<26} N={case.n:<6} {fleet_report.summary(result)}", flush=True)
+    return [fleet_report.median_result(results) for results in runs.values()]
+
+
+def with_node_peer(jobs: list[Job], fleet_cases: list[Case], opts: Options) -> tuple[list[Job], list[Case]]:
+    """Install the Node peer if a case needs it; without npm (or if the install fails), drop its cases."""
+    wanted = any(c.contender == "node" for job in jobs for c in job) or any(c.contender == "node" for c in fleet_cases)
+    if not wanted:
+        return jobs, fleet_cases
+    try:
+        opts.node_argv = node_peer.install()
+    except node_peer.NodePeerUnavailable as exc:
+        print(f"bench: skipping the Node peer (sqs-consumer): {exc}")
+        jobs = [job for job in jobs if all(c.contender != "node" for c in job)]
+        fleet_cases = [c for c in fleet_cases if c.contender != "node"]
+    return jobs, fleet_cases
 
 
 MEDIAN_FIGURES = ("msg_per_s", "cpu_ms_per_msg", "cpu_ms_per_msg_with_startup", "worker_cores", "other_cores")
@@ -110,21 +222,39 @@ def run_all(jobs: list[Job], opts: Options, repeat: int) -> list[dict[str, Any]]
         for job in jobs:
             started = time.monotonic()
             try:
-                results = run_pair(job[0], job[1], opts) if len(job) == 2 else [run_case(job[0], opts)]
+                results = run_job(job, opts)
             except BenchError as exc:
-                results = [failed_result(case, str(exc), paired=len(job) == 2) for case in job]
+                labelled = zip(job, suffixes(job), strict=True)
+                results = [failed_result(case, str(exc), suffix) for case, suffix in labelled]
             for result in results:
                 result["case_seconds"] = round(time.monotonic() - started, 1)
                 runs.setdefault((result["case"], result["latency_ms"]), []).append(result)
                 where = f"round {round_index + 1}/{repeat}  " if repeat > 1 else ""
-                label = f"{result['latency_ms']:>4g} ms  {result['case']:<26} N={result['n']:<7}"
+                label = f"{result['latency_ms']:>4g} ms  {result['case']:<44} N={result['n']:<7}"
                 print(f"  {where}{label} {summary(result)}", flush=True)
     return [median_result(results) for results in runs.values()]
 
 
-def failed_result(case: Case, error: str, *, paired: bool = False) -> dict[str, Any]:
+NODE_PAIR = (" (paired w/ node)", " (paired w/ photo-ingest)")
+
+
+def suffixes(job: Job) -> tuple[str, ...]:
+    """What a pair adds to its contenders' labels (the floor pair keeps the README's "(paired)")."""
+    if len(job) == 1:
+        return ("",)
+    return NODE_PAIR if job[1].contender == "node" else PAIRED
+
+
+def run_job(job: Job, opts: Options) -> list[dict[str, Any]]:
+    if len(job) == 1:
+        return [run_case(job[0], opts)]
+    first, second = suffixes(job)
+    return run_pair(job[0], job[1], opts, (first, second))
+
+
+def failed_result(case: Case, error: str, suffix: str = "") -> dict[str, Any]:
     return {
-        "case": case.label + (" (paired)" if paired else ""),
+        "case": case.label + suffix,
         "contender": case.contender,
         "processes": case.processes,
         "latency_ms": case.latency_ms,
@@ -167,10 +297,13 @@ COLUMNS = (
 
 
 def table(results: list[dict[str, Any]]) -> str:
-    lines = ["  ".join(f"{name:>{width}}" for name, width in COLUMNS)]
+    label_width = max([26, *(len(r["case"]) for r in results)])
+    columns = tuple((name, label_width if name == "contender" else width) for name, width in COLUMNS)
+    lines = ["  ".join(f"{name:>{width}}" for name, width in columns)]
     for r in results:
         if "error" in r:
-            lines.append(f"{r['latency_ms']:>6g}  {r['case']:>26}  {r['n']:>7}  ERROR: {r['error'].splitlines()[0]}")
+            error = r["error"].splitlines()[0]
+            lines.append(f"{r['latency_ms']:>6g}  {r['case']:>{label_width}}  {r['n']:>7}  ERROR: {error}")
             continue
         end = r["end_state"]
         cells = (
@@ -192,7 +325,7 @@ def table(results: list[dict[str, Any]]) -> str:
             ",".join(str(c) for c in r["exit_codes"]),
             "PASS" if is_ok(r) else "FAIL",
         )
-        lines.append("  ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, COLUMNS, strict=True)))
+        lines.append("  ".join(f"{cell:>{width}}" for cell, (_, width) in zip(cells, columns, strict=True)))
     return "\n".join(lines)
 
 
@@ -203,22 +336,22 @@ def find(results: list[dict[str, Any]], case: str, latency: float) -> dict[str, 
     return None
 
 
-def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def targets(results: list[dict[str, Any]], variant: str = "photo-ingest") -> list[dict[str, Any]]:
     out: list[dict[str, Any]] = []
-    one, naive = find(results, "photo-ingest x1", 20.0), find(results, "naive", 20.0)
+    one, naive = find(results, f"{variant} x1", 20.0), find(results, "naive", 20.0)
     if one and naive:
         ratio = one["msg_per_s"] / naive["msg_per_s"]
         note = f"{one['msg_per_s']:,.0f} vs {naive['msg_per_s']:,.1f} msg/s (naive measured on N={naive['n']})"
         out.append(target(f"20 ms: photo-ingest x1 >= {TARGET_NAIVE_X:g}x the naive port", ratio, "x", note))
     for how in (" (paired)", ""):  # paired: both at once, so the machine's noise falls on both alike
-        one, floor = find(results, "photo-ingest x1" + how, 0.0), find(results, "floor" + how, 0.0)
+        one, floor = find(results, f"{variant} x1" + how, 0.0), find(results, "floor" + how, 0.0)
         if one and floor:
             ratio = one["cpu_ms_per_msg"] / floor["cpu_ms_per_msg"]
             note = f"{one['cpu_ms_per_msg']:.3f} vs floor {floor['cpu_ms_per_msg']:.3f} CPU ms/msg"
             name = f"0 ms: photo-ingest x1 CPU/msg <= {TARGET_FLOOR_X:g}x the floor's, {how.strip(' ()') or 'in turn'}"
             out.append(target(name, ratio, "<=", note))
     for latency in sorted({r["latency_ms"] for r in results}):
-        one, two = find(results, "photo-ingest x1", latency), find(results, "photo-ingest x2", latency)
+        one, two = find(results, f"{variant} x1", latency), find(results, f"{variant} x2", latency)
         if one and two:
             ratio = two["msg_per_s"] / one["msg_per_s"]
             note = (
@@ -245,6 +378,34 @@ def targets(results: list[dict[str, Any]]) -> list[dict[str, Any]]:
         }
     )
     return out
+
+
+def peer_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
+    """The Node peer beside photo-ingest x1 and the floor: ratios at each latency, and from the paired run."""
+    lines = []
+    node_label = "node sqs-consumer x1"
+    for latency in sorted({r["latency_ms"] for r in results}):
+        node = find(results, node_label, latency)
+        if node is None:
+            continue
+        line = f"{latency:g} ms: node {node['msg_per_s']:,.0f} msg/s, {node['cpu_ms_per_msg']:.3f} CPU ms/msg, "
+        line += f"{node['peak_rss_mb']:.0f} MB"
+        for other in (find(results, f"{variant} x1", latency), find(results, "floor", latency)):
+            if other:
+                line += (
+                    f"; vs {other['case']}: msg/s {node['msg_per_s'] / other['msg_per_s']:.2f}x, "
+                    f"CPU/msg {node['cpu_ms_per_msg'] / other['cpu_ms_per_msg']:.2f}x"
+                )
+        lines.append(line)
+        paired_node = find(results, node_label + NODE_PAIR[1], latency)
+        paired_one = find(results, f"{variant} x1" + NODE_PAIR[0], latency)
+        if paired_node and paired_one:
+            node_cpu, one_cpu = paired_node["cpu_ms_per_msg"], paired_one["cpu_ms_per_msg"]
+            lines.append(
+                f"{latency:g} ms, both at once: node CPU/msg {node_cpu:.3f} vs {variant} {one_cpu:.3f} "
+                f"({node_cpu / one_cpu:.2f}x); msg/s {paired_node['msg_per_s']:,.0f} vs {paired_one['msg_per_s']:,.0f}"
+            )
+    return lines
 
 
 def target(name: str, ratio: float, kind: str, note: str) -> dict[str, Any]:
@@ -276,39 +437,78 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(
         worker_env=dict(pair.split("=", 1) for pair in args.worker_env),
         service_path=args.service_path,
+        variants=variants(args),
         keep_logs=args.keep_logs,
         profile_dir=args.profile,
     )
     if args.profile and not (Path(sys.executable).parent / "py-spy").exists():
         print("bench: --profile needs py-spy in this environment (pip install py-spy); running without it")
-    jobs = plan(args)
+    fleet = fleet_of(args)
+    jobs, fleet_cases = with_node_peer(plan(args), fleet_plan(args, fleet), opts)
     env = environment()
-    print(f"bench: {len(jobs)} jobs x {args.repeat} on {env['cpus']} CPUs (load {env['loadavg_at_start'][0]:.2f})")
+    print(
+        f"bench: {len(jobs)} jobs and {len(fleet_cases)} fleet cases x {args.repeat} on {env['cpus']} CPUs "
+        f"(load {env['loadavg_at_start'][0]:.2f})"
+    )
     started = time.monotonic()
     results = run_all(jobs, opts, max(1, args.repeat))
+    fleet_results = run_fleet(fleet_cases, opts, fleet, max(1, args.repeat))
     wall_s = time.monotonic() - started
-    checked = targets(results)
-    print()
-    print(table(results))
-    print()
-    for t in checked:
-        print(f"{'PASS' if t['passed'] else 'FAIL'}  {t['target']}: {t['value']}  ({t['note']})")
+    checked = targets(results, args.label)
+    report(results, checked, fleet_results, fleet)
+    peers = peer_lines(results, args.label)
+    if peers:
+        print("\nThe Node peer (sqs-consumer, 16 consumers) beside photo-ingest and the floor")
+        print("\n".join(peers))
     print(f"\nwall time {wall_s:.0f} s; load average now {os.getloadavg()[0]:.2f}")
+    stamp = time.strftime("%Y%m%d-%H%M%S")
     document = {
         "argv": sys.argv[1:] if argv is None else argv,
-        "options": {"worker_env": opts.worker_env, "service_path": opts.service_path},
-        "environment": env | {"loadavg_at_end": os.getloadavg()},
+        "stamp": stamp,
+        "options": {
+            "worker_env": opts.worker_env,
+            "service_path": opts.service_path,
+            "label": args.label,
+            "variants": opts.variants,
+        },
+        "environment": env | {"loadavg_at_end": os.getloadavg(), "node_peer": opts.node_argv},
         "wall_s": round(wall_s, 1),
         "results": results,
         "targets": checked,
+        "fleet_config": asdict(fleet) | {"capacity": fleet.capacity} if fleet_cases else {},
+        "fleet": fleet_results,
     }
     args.results.mkdir(parents=True, exist_ok=True)
-    stamp = time.strftime("%Y%m%d-%H%M%S")
     path = args.results / f"bench-{stamp}{'-' + args.tag if args.tag else ''}.json"
     path.write_text(json.dumps(document, indent=2))
     (args.results / "latest.json").write_text(json.dumps(document, indent=2))
     print(f"results: {path}")
-    return 0 if checked[-1]["passed"] else 1  # performance targets are reported, not enforced; correctness is
+    if not args.no_charts:
+        for chart in charts.draw(document, args.charts):
+            print(f"chart: {chart}")
+    fleet_ok = all(fleet_report.is_ok(r) for r in fleet_results)
+    return 0 if checked[-1]["passed"] and fleet_ok else 1  # performance targets are reported; correctness counts
+
+
+def report(
+    results: list[dict[str, Any]], checked: list[dict[str, Any]], fleet_results: list[dict[str, Any]], fleet: Fleet
+) -> None:
+    if results:
+        print()
+        print(table(results))
+        print()
+        for t in checked:
+            print(f"{'PASS' if t['passed'] else 'FAIL'}  {t['target']}: {t['value']}  ({t['note']})")
+    if fleet_results:
+        ranges = f" ({fleet.partitions} key ranges x {fleet.partition_wcu:g})" if fleet.partition_wcu else ""
+        where = f"C = {fleet.capacity:g} writes/s{ranges}, RTT {fleet.latency_ms:g} ms, N = {fleet.n:,}"
+        print(f"\nFleet sharing one table ({where}; redrive after {fleet.max_receive_count} receives)")
+        print(fleet_report.fleet_table(fleet_results))
+        print("\nPer process (counted at the endpoint, on each process's own port)")
+        print(fleet_report.process_table(fleet_results))
+        print("\nFleet targets (reported, not enforced)")
+        for line in fleet_report.target_lines(fleet_results):
+            print(line)
 
 
 if __name__ == "__main__":

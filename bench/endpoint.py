@@ -10,17 +10,24 @@ Semantics kept:
   redeliver, long polling (`WaitTimeSeconds`), `ApproximateReceiveCount` and `SentTimestamp`, a correct
   `MD5OfBody`, batch calls answering 200 with per-entry `Failed`, modelled errors (`__type` plus
   `x-amzn-query-error`, as SQS's awsQueryCompatible JSON protocol sends them).
+- SQS redrive: with `--dead-letter-queue NAME --max-receive-count K`, a message already received K times is
+  moved to the dead-letter queue by the receive that would have delivered it a (K+1)th time, as SQS does.
 - DynamoDB: `PutItem` with `attribute_not_exists(<hash key>)` answering `ConditionalCheckFailedException`,
   with the old `Item` when `ReturnValuesOnConditionCheckFailure=ALL_OLD`; `Scan` with pagination;
   `DescribeTable`; `x-amz-crc32` on every response, as DynamoDB sends it.
+- Write capacity (`bench/capacity.py`): `--table-wcu C` and/or `--partition-wcu W --partitions P` throttle puts
+  with `ProvisionedThroughputExceededException` (HTTP 400, `message` and `ThrottlingReasons`
+  `[{reason, resource}]`). The capacity is checked before the condition, so a throttled put never writes.
 - The latency is applied with the event loop's timer before the response is written: it costs no CPU.
+- `--listeners K` serves the same state on K ports, so that each contender process can get its own port and
+  every count is also kept per port (`by_listener` in the stats): who received, deleted, put, was throttled.
 
 Bench control (never delayed) lives under `/_bench/`: `stats`, `config?latency_ms=`, `arm`, and
 `wait?receivers=K` | `wait?deleted=N` | `wait?drained=1` (answers once the condition holds: no sleeps).
 Until `arm`, receives deliver nothing (they long-poll), so every contender process can finish starting up
 and be waiting before the clock starts.
 
-Run: `python -m bench.endpoint --port 0`; it prints `{"port": P}` on its first line of stdout.
+Run: `python -m bench.endpoint --port 0`; it prints `{"port": P, "ports": [P, ...]}` on its first line of stdout.
 """
 
 from __future__ import annotations
@@ -28,6 +35,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import hashlib
 import heapq
@@ -44,6 +52,8 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import parse_qs, urlsplit
 
+from bench.capacity import WriteCapacity
+
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 SQS_BATCH_MAX = 10
@@ -57,6 +67,12 @@ SQS_ERRORS = {  # code -> (HTTP status, query-compatible code)
     "BatchEntryIdsNotDistinct": (400, "AWS.SimpleQueueService.BatchEntryIdsNotDistinct"),
     "InvalidParameterValue": (400, "InvalidParameterValue"),
     "UnsupportedOperation": (400, "AWS.SimpleQueueService.UnsupportedOperation"),
+}
+THROTTLED_MESSAGES = {  # what DynamoDB says with each reason
+    "TableWriteProvisionedThroughputExceeded": "The level of configured provisioned throughput for the table was "
+    "exceeded. Consider increasing your provisioning level with the UpdateTable API.",
+    "TableWriteKeyRangeThroughputExceeded": "Throughput exceeds the current capacity for one or more partitions of "
+    "your table or index. Spread your writes across partition keys, or retry later.",
 }
 
 
@@ -109,6 +125,9 @@ class Queue:
     n_visible: int = 0
     timers: list[tuple[float, int, str]] = field(default_factory=list)  # (visible_at, gen, id)
     deleted_ids: set[str] = field(default_factory=set)
+    dead_letter: Queue | None = None  # the redrive policy's target
+    max_receive_count: int = 0
+    moved_to_dead_letter: int = 0
 
     def send(self, body: str) -> Msg:
         msg = Msg(str(uuid.uuid4()), body, hashlib.md5(body.encode()).hexdigest(), int(time.time() * 1000))  # noqa: S324 - SQS's checksum
@@ -133,6 +152,9 @@ class Queue:
         while self.visible and len(taken) < max_messages:
             msg = self.visible.popleft()
             if msg.deleted or not msg.visible:
+                continue
+            if self.dead_letter is not None and msg.receive_count >= self.max_receive_count:
+                self.move_to_dead_letter(msg)
                 continue
             msg.visible = False
             self.n_visible -= 1
@@ -160,6 +182,16 @@ class Queue:
         del self.msgs[msg.id]
         self.deleted_ids.add(msg.id)
 
+    def move_to_dead_letter(self, msg: Msg) -> None:
+        """SQS's redrive: the body moves to the dead-letter queue and leaves this one (not a client's delete)."""
+        assert self.dead_letter is not None
+        msg.deleted = True
+        msg.visible = False
+        self.n_visible -= 1
+        del self.msgs[msg.id]
+        self.dead_letter.send(msg.body)
+        self.moved_to_dead_letter += 1
+
     def change_visibility(self, msg: Msg, timeout_s: int, now: float) -> None:
         msg.gen += 1
         if timeout_s == 0:
@@ -180,8 +212,9 @@ class HttpConnection(asyncio.Protocol):
     """HTTP/1.1 with keep-alive and Content-Length bodies: what botocore (urllib3) and aiobotocore (aiohttp)
     send for JSON protocols. One request at a time per connection (neither client pipelines)."""
 
-    def __init__(self, app: Endpoint) -> None:
+    def __init__(self, app: Endpoint, listener: int = 0) -> None:
         self.app = app
+        self.listener = listener  # which of the endpoint's ports this connection came in on
         self.buffer = bytearray()
         self.transport: asyncio.Transport | None = None
         self.closing = False
@@ -241,10 +274,11 @@ class HttpConnection(asyncio.Protocol):
 
 
 class Endpoint:
-    def __init__(self, port: int, latency_ms: float, hash_key: str) -> None:
+    def __init__(self, port: int, latency_ms: float, hash_key: str, capacity: WriteCapacity | None = None) -> None:
         self.port = port
         self.latency_s = latency_ms / 1000
         self.hash_key = hash_key
+        self.capacity = capacity or WriteCapacity()
         self.loop = asyncio.get_running_loop()
         self.queues: dict[str, Queue] = {}
         self.tables: dict[str, dict[str, dict[str, Any]]] = {}
@@ -280,8 +314,15 @@ class Endpoint:
     def next_request_id(self) -> str:
         return f"bench-{next(self.request_ids):012d}"
 
-    def count(self, name: str, by: int = 1) -> None:
+    def count(self, name: str, by: int = 1, conn: HttpConnection | None = None) -> None:
+        """Count an event, and also for the listener (port) of `conn` when one is given."""
         self.stats[name] = self.stats.get(name, 0) + by
+        if conn is not None:
+            self.count_listener(conn, name, by)
+
+    def count_listener(self, conn: HttpConnection, name: str, by: int = 1) -> None:
+        mine = self.stats.setdefault("by_listener", {}).setdefault(str(conn.listener), {})
+        mine[name] = mine.get(name, 0) + by
 
     # --- dispatch
 
@@ -292,6 +333,7 @@ class Endpoint:
         service, _, operation = target.partition(".")
         calls = self.stats["calls"]
         calls[operation] = calls.get(operation, 0) + 1
+        self.count_listener(conn, f"call.{operation}")
         if service == "AmazonSQS":
             handler, error_type = self.sqs_ops.get(operation), "com.amazonaws.sqs#"
         elif service == "DynamoDB_20120810":
@@ -367,6 +409,10 @@ class Endpoint:
             "ReceiveMessageWaitTimeSeconds": 0,
             "MessageRetentionPeriod": 345_600,
         }
+        if queue.dead_letter is not None:
+            target = f"arn:aws:sqs:{REGION}:{ACCOUNT}:{queue.dead_letter.name}"
+            policy = {"deadLetterTargetArn": target, "maxReceiveCount": queue.max_receive_count}
+            everything["RedrivePolicy"] = json.dumps(policy, separators=(",", ":"))
         wanted = params.get("AttributeNames") or ["All"]
         chosen = everything if "All" in wanted else {k: v for k, v in everything.items() if k in wanted}
         return {"Attributes": {k: str(v) for k, v in chosen.items()}}
@@ -401,7 +447,7 @@ class Endpoint:
         if self.armed:
             queue.expire(time.monotonic())
             if queue.n_visible:
-                return self.deliver(waiter)
+                return self.deliver(waiter)  # may answer empty: what was visible went to the dead-letter queue
         wait_s = int(params.get("WaitTimeSeconds", 0))
         if wait_s <= 0:
             self.count("receive.empty")
@@ -413,19 +459,24 @@ class Endpoint:
         return None
 
     def deliver(self, waiter: Waiter) -> dict[str, Any]:
-        now = time.monotonic()
-        msgs = waiter.queue.take(waiter.max_messages, waiter.visibility_s, now)
+        now, queue = time.monotonic(), waiter.queue
+        moved_before = queue.moved_to_dead_letter
+        msgs = queue.take(waiter.max_messages, waiter.visibility_s, now)
+        if queue.moved_to_dead_letter > moved_before:
+            self.count("dead_lettered", queue.moved_to_dead_letter - moved_before)
+            self.check_drained(queue)
         if not msgs:
             self.count("receive.empty")
             return {}
         if "first_delivery" not in self.marks:
             self.mark("first_delivery")
-        self.count("delivered", len(msgs))
+        self.count("delivered", len(msgs), waiter.conn)
+        self.stats["max_receive_count"] = max(self.stats.get("max_receive_count", 0), *(m.receive_count for m in msgs))
         every = "All" in waiter.attributes
         out = []
         for msg in msgs:
             if msg.receive_count > 1:
-                self.count("redelivered")
+                self.count("redelivered", conn=waiter.conn)
             attributes = {}
             if every or "ApproximateReceiveCount" in waiter.attributes:
                 attributes["ApproximateReceiveCount"] = str(msg.receive_count)
@@ -454,8 +505,10 @@ class Endpoint:
             return
         for waiter in list(self.waiters):
             if waiter.queue.n_visible:
-                self.drop_waiter(waiter)
-                self.reply(waiter.conn, "AmazonSQS", self.deliver(waiter))
+                result = self.deliver(waiter)
+                if result:  # else everything visible was dead-lettered: keep waiting
+                    self.drop_waiter(waiter)
+                    self.reply(waiter.conn, "AmazonSQS", result)
 
     async def expire_visibility(self) -> None:
         """Redeliver messages whose visibility timeout ended to receives that are waiting for them."""
@@ -467,7 +520,7 @@ class Endpoint:
 
     def delete_message(self, conn: HttpConnection, params: dict[str, Any]) -> dict[str, Any]:
         queue = self.queue(params)
-        problem = self.delete_one(queue, str(params.get("ReceiptHandle", "")))
+        problem = self.delete_one(queue, str(params.get("ReceiptHandle", "")), conn)
         if problem:
             raise ApiError(problem, f"The receipt handle {params.get('ReceiptHandle')!r} is not valid.")
         self.after_deletes(queue)
@@ -477,7 +530,7 @@ class Endpoint:
         queue, entries = self.queue(params), self.batch_entries(params)
         done, failed = [], []
         for entry in entries:
-            problem = self.delete_one(queue, str(entry.get("ReceiptHandle", "")))
+            problem = self.delete_one(queue, str(entry.get("ReceiptHandle", "")), conn)
             if problem:
                 failed.append({"Id": entry["Id"], "SenderFault": True, "Code": problem, "Message": "invalid handle"})
             else:
@@ -485,22 +538,27 @@ class Endpoint:
         self.after_deletes(queue)
         return {"Successful": done, "Failed": failed}
 
-    def delete_one(self, queue: Queue, receipt: str) -> str:
+    def delete_one(self, queue: Queue, receipt: str, conn: HttpConnection) -> str:
         msg, problem = queue.find(receipt)
         if msg is None:
             if problem == "deleted":  # SQS answers success for a message deleted already; counted here
-                self.count("delete.already_deleted")
+                self.count("delete.already_deleted", conn=conn)
                 return ""
-            self.count("delete.invalid_handle")
+            self.count("delete.invalid_handle", conn=conn)
             return problem
         queue.delete(msg)
         self.deleted += 1
+        self.count_listener(conn, "deleted")
         return ""
 
     def after_deletes(self, queue: Queue) -> None:
+        self.check_drained(queue)
+        self.check_conditions()
+
+    def check_drained(self, queue: Queue) -> None:
+        """The clock stops when the queue holds nothing: every message deleted or dead-lettered."""
         if self.armed and not queue.msgs and "drained" not in self.marks:
             self.mark("drained")
-        self.check_conditions()
 
     def change_message_visibility(self, conn: HttpConnection, params: dict[str, Any]) -> dict[str, Any]:
         queue = self.queue(params)
@@ -587,24 +645,45 @@ class Endpoint:
     def put_item(self, conn: HttpConnection, params: dict[str, Any]) -> dict[str, Any]:
         table, item = self.table(params), params.get("Item") or {}
         key = self.key_of(item)
-        condition = params.get("ConditionExpression")
-        if condition is not None:
-            names = params.get("ExpressionAttributeNames") or {}
-            inner = str(condition).replace(" ", "")
-            if not (inner.startswith("attribute_not_exists(") and inner.endswith(")")):
-                raise ApiError("ValidationException", f"the bench endpoint does not support {condition!r}")
-            attribute = inner[len("attribute_not_exists(") : -1]
-            attribute = names.get(attribute, attribute)
-            old = table.get(key)
-            if old is not None and (attribute == self.hash_key or attribute in old):
-                self.count("put.condition_failed")
-                extra = {"Item": old} if params.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else {}
-                raise ApiError("ConditionalCheckFailedException", "The conditional request failed", extra)
+        attribute = self.condition_attribute(params)
+        self.throttle(conn, key, str(params["TableName"]))  # before the condition: a throttled put never writes
+        old = table.get(key)
+        if attribute is not None and old is not None and (attribute == self.hash_key or attribute in old):
+            self.count("put.condition_failed", conn=conn)
+            extra = {"Item": old} if params.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else {}
+            raise ApiError("ConditionalCheckFailedException", "The conditional request failed", extra)
         if key not in table:
             self.table_keys[str(params["TableName"])].append(key)
         table[key] = item
-        self.count("put.written")
+        self.count("put.written", conn=conn)
         return {}
+
+    @staticmethod
+    def condition_attribute(params: dict[str, Any]) -> str | None:
+        """The attribute of an `attribute_not_exists(...)` condition, the only one supported; None without one."""
+        condition = params.get("ConditionExpression")
+        if condition is None:
+            return None
+        names = params.get("ExpressionAttributeNames") or {}
+        inner = str(condition).replace(" ", "")
+        if not (inner.startswith("attribute_not_exists(") and inner.endswith(")")):
+            raise ApiError("ValidationException", f"the bench endpoint does not support {condition!r}")
+        attribute = inner[len("attribute_not_exists(") : -1]
+        return str(names.get(attribute, attribute))
+
+    def throttle(self, conn: HttpConnection, key: str, table_name: str) -> None:
+        """Raise DynamoDB's throttling error when the table or the key's range has no write unit left."""
+        if not self.capacity.limited:
+            return
+        reasons = self.capacity.admit(key, time.monotonic())
+        if not reasons:
+            return
+        self.count("put.throttled", conn=conn)
+        for reason in reasons:
+            self.count(f"put.throttled.{reason}")
+        resource = f"arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{table_name}"
+        extra = {"ThrottlingReasons": [{"reason": reason, "resource": resource} for reason in reasons]}
+        raise ApiError("ProvisionedThroughputExceededException", THROTTLED_MESSAGES[reasons[0]], extra)
 
     def get_item(self, conn: HttpConnection, params: dict[str, Any]) -> dict[str, Any]:
         item = self.table(params).get(self.key_of(params.get("Key") or {}))
@@ -642,6 +721,7 @@ class Endpoint:
             self.stats = {"calls": {}}
             self.deleted = 0
             self.armed = True
+            self.capacity.reset(time.monotonic())  # empty buckets: from here at most capacity x time writes pass
             self.mark("armed")
             conn.respond(200, b"{}")
             self.serve_waiters()
@@ -672,7 +752,12 @@ class Endpoint:
 
     def snapshot(self) -> dict[str, Any]:
         queues = {
-            name: {"visible": q.n_visible, "not_visible": len(q.msgs) - q.n_visible, "deleted": len(q.deleted_ids)}
+            name: {
+                "visible": q.n_visible,
+                "not_visible": len(q.msgs) - q.n_visible,
+                "deleted": len(q.deleted_ids),
+                "moved_to_dead_letter": q.moved_to_dead_letter,
+            }
             for name, q in self.queues.items()
         }
         return {
@@ -685,25 +770,51 @@ class Endpoint:
             "marks": self.marks,
             "cpu_s": cpu_s(),
             "latency_ms": self.latency_s * 1000,
+            "capacity": {
+                "table_wcu": self.capacity.table_wcu,
+                "partition_wcu": self.capacity.partition_wcu,
+                "partitions": len(self.capacity.ranges),
+                "burst_s": self.capacity.burst_s,
+            },
         }
 
 
 async def serve(args: argparse.Namespace) -> None:
-    app = Endpoint(args.port, args.latency_ms, args.hash_key)
-    server = await app.loop.create_server(lambda: HttpConnection(app), "127.0.0.1", args.port)
-    app.port = server.sockets[0].getsockname()[1]
-    for name in args.queue:
-        app.create_queue(None, {"QueueName": name, "Attributes": {"VisibilityTimeout": args.visibility_timeout}})  # type: ignore[arg-type]
+    capacity = WriteCapacity(args.table_wcu, args.partition_wcu, args.partitions, args.burst_s)
+    app = Endpoint(args.port, args.latency_ms, args.hash_key, capacity)
+    servers = []
+    for listener in range(max(1, args.listeners)):
+        port = args.port if listener == 0 else 0
+        factory = functools.partial(HttpConnection, app, listener)
+        servers.append(await app.loop.create_server(factory, "127.0.0.1", port))
+    ports = [server.sockets[0].getsockname()[1] for server in servers]
+    app.port = ports[0]
+    create_queues(app, args)
     for name in args.table:
         app.create_table(None, {"TableName": name})  # type: ignore[arg-type]
     stop = asyncio.Event()
     for sig in (signal.SIGTERM, signal.SIGINT):
         app.loop.add_signal_handler(sig, stop.set)
-    print(json.dumps({"port": app.port}), flush=True)
-    async with server, asyncio.TaskGroup() as tasks:
+    print(json.dumps({"port": app.port, "ports": ports}), flush=True)
+    async with contextlib.AsyncExitStack() as stack, asyncio.TaskGroup() as tasks:
+        for server in servers:
+            await stack.enter_async_context(server)
         expiry = tasks.create_task(app.expire_visibility())
         await stop.wait()
         expiry.cancel()
+
+
+def create_queues(app: Endpoint, args: argparse.Namespace) -> None:
+    """The queues, and the dead-letter queue as the redrive target of every one of them."""
+    attributes = {"VisibilityTimeout": args.visibility_timeout}
+    dead_letter = None
+    if args.dead_letter_queue:
+        app.create_queue(None, {"QueueName": args.dead_letter_queue, "Attributes": attributes})  # type: ignore[arg-type]
+        dead_letter = app.queues[args.dead_letter_queue]
+    for name in args.queue:
+        app.create_queue(None, {"QueueName": name, "Attributes": attributes})  # type: ignore[arg-type]
+        app.queues[name].dead_letter = dead_letter
+        app.queues[name].max_receive_count = args.max_receive_count
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -714,6 +825,13 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--table", action="append", default=[], help="a table to create (repeatable)")
     parser.add_argument("--hash-key", default="photoId")
     parser.add_argument("--visibility-timeout", type=int, default=30)
+    parser.add_argument("--dead-letter-queue", help="create it and make it every queue's redrive target")
+    parser.add_argument("--max-receive-count", type=int, default=5, help="the redrive policy's maxReceiveCount")
+    parser.add_argument("--table-wcu", type=float, help="the table's write capacity, writes a second (unlimited)")
+    parser.add_argument("--partition-wcu", type=float, help="each key range's write capacity (hot-partition mode)")
+    parser.add_argument("--partitions", type=int, default=1, help="how many key ranges --partition-wcu applies to")
+    parser.add_argument("--burst-s", type=float, default=1.0, help="bucket depth, in seconds of capacity")
+    parser.add_argument("--listeners", type=int, default=1, help="serve the same state on this many ports")
     args = parser.parse_args(argv)
     gc.set_threshold(50_000, 20, 100)
     asyncio.run(serve(args))

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import IO, Any
 from urllib.parse import urlencode
 
-from bench import workload
+from bench import node_peer, workload
 
 REPO = Path(__file__).resolve().parent.parent
 QUEUE = "bench-queue"
@@ -32,6 +32,7 @@ CLK_TCK = os.sysconf("SC_CLK_TCK")
 STALL_S = 75.0  # no delete for this long (2.5 visibility timeouts): the contender has lost messages or hung
 EXIT_WAIT_S = 30.0
 FLOOR_LOOPS = 6
+PAIRED = (" (paired)", " (paired)")  # the labels' suffixes in a pair run
 
 
 class BenchError(RuntimeError):
@@ -40,17 +41,21 @@ class BenchError(RuntimeError):
 
 @dataclass(frozen=True)
 class Case:
-    contender: str  # naive | photo-ingest | floor
+    contender: str  # naive | photo-ingest | floor | node
     latency_ms: float
     n: int
     processes: int = 1
     soak: bool = False
     seed: int = 7
+    variant: str = "photo-ingest"  # photo-ingest's label: name another build (--service-path) to compare it
+    duplicate_every: int = workload.DUPLICATE_EVERY  # 0: every message a distinct photo
 
     @property
     def label(self) -> str:
         if self.contender == "photo-ingest":
-            return f"photo-ingest x{self.processes}" + (" (soak)" if self.soak else "")
+            return f"{self.variant} x{self.processes}" + (" (soak)" if self.soak else "")
+        if self.contender == "node":
+            return f"node sqs-consumer x{self.processes}"
         return self.contender
 
 
@@ -60,6 +65,16 @@ class Options:
     service_path: str | None = None  # PYTHONPATH for photo-ingest: a scratch copy of `service/` to try
     keep_logs: Path | None = None
     profile_dir: Path | None = None  # py-spy (collapsed stacks) of the photo-ingest processes, if installed
+    node_argv: list[str] | None = None  # how to run the Node peer (bench/node_peer.py), once installed
+    variants: dict[str, dict[str, str]] = field(default_factory=dict)  # more photo-ingest builds: label -> env
+
+    def photo_ingest_env(self, variant: str) -> dict[str, str]:
+        """photo-ingest's settings for a variant: --worker-env, --service-path, then the variant's own env
+        (where PYTHONPATH names another copy of `service/`)."""
+        env = dict(self.worker_env)
+        if self.service_path:
+            env["PYTHONPATH"] = self.service_path
+        return env | self.variants.get(variant, {})
 
 
 # ---------------------------------------------------------------------------------------------- processes
@@ -176,14 +191,15 @@ class Control:
             return None
 
 
-def start_endpoint(workdir: Path) -> tuple[Proc, Control]:
-    argv = [sys.executable, "-m", "bench.endpoint", "--queue", QUEUE, "--table", TABLE]
+def start_endpoint(workdir: Path, extra_args: list[str] | None = None) -> tuple[Proc, list[Control]]:
+    """The endpoint, and a control for each of its ports (one per contender process with `--listeners`)."""
+    argv = [sys.executable, "-m", "bench.endpoint", "--queue", QUEUE, "--table", TABLE, *(extra_args or [])]
     proc = spawn("endpoint", argv, base_env(), workdir, stdout=subprocess.PIPE)  # type: ignore[arg-type]
     assert proc.popen.stdout is not None
     line = proc.popen.stdout.readline()
     if not line:
         raise BenchError(f"the endpoint did not start:\n{proc.stderr_tail()}")
-    return proc, Control(int(json.loads(line)["port"]))
+    return proc, [Control(int(port)) for port in json.loads(line)["ports"]]
 
 
 async def _prefill(endpoint_url: str, queue_url: str, bodies: list[str]) -> None:
@@ -214,20 +230,31 @@ async def _prefill(endpoint_url: str, queue_url: str, bodies: list[str]) -> None
 # ---------------------------------------------------------------------------------------------- contenders
 
 
-def contender_procs(case: Case, opts: Options, endpoint_url: str, queue_url: str, workdir: Path) -> list[Proc]:
-    env = base_env(endpoint_url) | {"QUEUE_URL": queue_url, "PHOTOS_TABLE": TABLE, "RAW_PREFIX": workload.RAW_PREFIX}
+def queue_url(endpoint_url: str) -> str:
+    return f"{endpoint_url}/000000000000/{QUEUE}"
+
+
+def contender_procs(case: Case, opts: Options, endpoint_urls: list[str], workdir: Path) -> list[Proc]:
+    """The case's processes; process i talks to `endpoint_urls[i]` (its own port when there are several)."""
+
+    def env_for(index: int) -> dict[str, str]:
+        url = endpoint_urls[index % len(endpoint_urls)]
+        return base_env(url) | {"QUEUE_URL": queue_url(url), "PHOTOS_TABLE": TABLE, "RAW_PREFIX": workload.RAW_PREFIX}
+
     bin_dir = Path(sys.executable).parent
     if case.contender == "naive":
-        return [spawn("naive", [sys.executable, "-m", "bench.naive"], env, workdir)]
+        return [spawn("naive", [sys.executable, "-m", "bench.naive"], env_for(0), workdir)]
     if case.contender == "floor":
         argv = [sys.executable, "-m", "bench.floor", "--n", str(case.n), "--seed", str(case.seed)]
-        return [spawn("floor", [*argv, "--loops", str(FLOOR_LOOPS)], env, workdir)]
-    env |= {"LOG_FORMAT": "json", "METRICS_ENABLED": "false", **opts.worker_env}
-    if opts.service_path:
-        env["PYTHONPATH"] = opts.service_path
+        return [spawn("floor", [*argv, "--loops", str(FLOOR_LOOPS)], env_for(0), workdir)]
+    if case.contender == "node":
+        if not opts.node_argv:
+            raise BenchError("the Node peer is not installed (bench/node_peer.py)")
+        return [spawn(f"node-{i}", opts.node_argv, env_for(i), workdir) for i in range(case.processes)]
+    worker_env = {"LOG_FORMAT": "json", "METRICS_ENABLED": "false", **opts.photo_ingest_env(case.variant)}
     procs = []
     for index in range(case.processes):
-        env_i = env | {"HEALTH_FILE": str(workdir / f"health-{index}")}
+        env_i = env_for(index) | worker_env | {"HEALTH_FILE": str(workdir / f"health-{index}")}
         procs.append(spawn(f"photo-ingest-{index}", [str(bin_dir / "photo-ingest"), "run"], env_i, workdir))
     return procs
 
@@ -238,7 +265,10 @@ def expected_receivers(case: Case, opts: Options) -> int:
         return 1
     if case.contender == "floor":
         return FLOOR_LOOPS
-    return case.processes * int(opts.worker_env.get("POLLERS") or default_pollers(opts.service_path))
+    if case.contender == "node":
+        return case.processes * node_peer.CONSUMERS
+    env = opts.photo_ingest_env(case.variant)
+    return case.processes * int(env.get("POLLERS") or default_pollers(env.get("PYTHONPATH")))
 
 
 @functools.cache
@@ -257,13 +287,14 @@ def default_pollers(service_path: str | None) -> int:
 class Stage:
     """One case's world: its endpoint, its pre-filled queue, its contender processes, and their figures."""
 
-    def __init__(self, case: Case, opts: Options, workdir: Path) -> None:
+    def __init__(self, case: Case, opts: Options, workdir: Path, endpoint_args: list[str] | None = None) -> None:
         self.case, self.opts = case, opts
         self.workdir = workdir / case.label.replace(" ", "_")
         self.workdir.mkdir()
-        self.jobs = workload.build(case.n, case.seed)
-        self.endpoint, self.control = start_endpoint(self.workdir)
-        self.queue_url = f"{self.control.url}/000000000000/{QUEUE}"
+        self.jobs = workload.build(case.n, case.seed, case.duplicate_every)
+        self.endpoint, self.controls = start_endpoint(self.workdir, endpoint_args)
+        self.control = self.controls[0]
+        self.queue_url = queue_url(self.control.url)
         self.procs: list[Proc] = []
         self.profilers: list[subprocess.Popen[bytes]] = []
         self.rss: dict[str, list[float]] = {}
@@ -272,7 +303,8 @@ class Stage:
     def start(self) -> None:
         asyncio.run(_prefill(self.control.url, self.queue_url, self.jobs.bodies))
         self.control.call("config", latency_ms=self.case.latency_ms)
-        self.procs = contender_procs(self.case, self.opts, self.control.url, self.queue_url, self.workdir)
+        urls = [control.url for control in self.controls]
+        self.procs = contender_procs(self.case, self.opts, urls, self.workdir)
 
     def wait_ready(self) -> None:
         ready = self.control.wait(120.0, receivers=expected_receivers(self.case, self.opts))
@@ -290,10 +322,12 @@ class Stage:
         return [proc_rss_mb(p.pid) for p in self.procs]
 
     def cpu_since_arm(self) -> tuple[float, float]:
+        per_proc = self.cpu_since_arm_per_proc()
+        return sum(u for u, _ in per_proc), sum(s for _, s in per_proc)
+
+    def cpu_since_arm_per_proc(self) -> list[tuple[float, float]]:
         now = [proc_cpu_s(p.pid) for p in self.procs]
-        user = sum(u for u, _ in now) - sum(u for u, _ in self.cpu0)
-        system = sum(s for _, s in now) - sum(s for _, s in self.cpu0)
-        return user, system
+        return [(u - u0, s - s0) for (u, s), (u0, s0) in zip(now, self.cpu0, strict=True)]
 
     def stop_contenders(self) -> None:
         for profiler in self.profilers:
@@ -301,6 +335,7 @@ class Stage:
             profiler.wait(EXIT_WAIT_S)
         for proc in self.procs:
             if proc.exit_code is None:
+                proc.peak_rss_mb = max(proc.peak_rss_mb, proc_rss_mb(proc.pid, "VmHWM"))  # a quick exit leaves none
                 proc.popen.send_signal(signal.SIGTERM)
         for proc in self.procs:
             if proc.exit_code is None:
@@ -310,6 +345,8 @@ class Stage:
         self.stop_contenders()
         self.endpoint.popen.send_signal(signal.SIGTERM)
         self.endpoint.reap(EXIT_WAIT_S)
+        if self.endpoint.popen.stdout is not None:
+            self.endpoint.popen.stdout.close()
         if self.opts.keep_logs:
             _keep_logs(self.workdir, self.opts.keep_logs, self.case)
 
@@ -363,9 +400,9 @@ def run_case(case: Case, opts: Options) -> dict[str, Any]:
             stage.arm()
             if case.soak:
                 for label, threshold in (("at_20000", min(20_000, case.n)), ("middle", case.n // 2)):
-                    _wait_progress(stage, deleted=threshold)
+                    wait_progress(stage, deleted=threshold)
                     stage.rss[label] = stage.sample_rss()
-            drained = _wait_progress(stage, drained=1)
+            drained = wait_progress(stage, drained=1)
             busy_s, cpu = machine_busy_s() - busy0, stage.cpu_since_arm()
             stage.rss["end"] = stage.sample_rss()
             stage.stop_contenders()
@@ -380,7 +417,7 @@ def run_case(case: Case, opts: Options) -> dict[str, Any]:
         return result
 
 
-def run_pair(first: Case, second: Case, opts: Options) -> list[dict[str, Any]]:
+def run_pair(first: Case, second: Case, opts: Options, suffixes: tuple[str, str] = PAIRED) -> list[dict[str, Any]]:
     """Two contenders at the same time, each on its own endpoint, armed together: both see the same machine
     noise, so their CPU per message compares fairly on a shared, busy machine. CPU per message is taken over
     the overlap: from `arm` until the first of the two drains (the other's count of deletes at that moment)."""
@@ -402,12 +439,12 @@ def run_pair(first: Case, second: Case, opts: Options) -> list[dict[str, Any]]:
             ours = sum(sum(cpu) + stats["cpu_s"] - stats["marks"]["armed"]["cpu_s"] for cpu, stats in overlap)
             others = (busy_s - ours) / overlap_s
             results = []
-            for stage, (cpu, stats) in zip(stages, overlap, strict=True):
-                drained = snapshot if stage is first else _wait_progress(stage, drained=1)
+            for stage, (cpu, stats), suffix in zip(stages, overlap, suffixes, strict=True):
+                drained = snapshot if stage is first else wait_progress(stage, drained=1)
                 stage.stop_contenders()
                 deleted = stats["deleted"]
                 result = stage.figures(drained, cpu, others, max(1, deleted))
-                result["case"] += " (paired)"
+                result["case"] += suffix
                 result["overlap_messages"] = deleted
                 result["end_state"] = stage.end_state()
                 results.append(result)
@@ -430,7 +467,7 @@ def _wait_first_drained(stages: list[Stage]) -> tuple[Stage, dict[str, Any]]:
 def _start_profilers(case: Case, opts: Options, procs: list[Proc]) -> list[subprocess.Popen[bytes]]:
     """py-spy on each photo-ingest process, from before `arm` to `drained` (idle samples are not kept)."""
     py_spy = Path(sys.executable).parent / "py-spy"
-    if not opts.profile_dir or case.contender == "naive" or not py_spy.exists():
+    if not opts.profile_dir or case.contender in {"naive", "node"} or not py_spy.exists():
         return []
     opts.profile_dir.mkdir(parents=True, exist_ok=True)
     profilers = []
@@ -444,7 +481,7 @@ def _start_profilers(case: Case, opts: Options, procs: list[Proc]) -> list[subpr
     return profilers
 
 
-def _wait_progress(stage: Stage, **condition: object) -> dict[str, Any]:
+def wait_progress(stage: Stage, **condition: object) -> dict[str, Any]:
     """Wait for an endpoint condition while deletes keep coming; fail on a stall or a dead contender."""
     control = stage.control
     last_deleted, last_progress = -1, time.monotonic()
@@ -455,7 +492,8 @@ def _wait_progress(stage: Stage, **condition: object) -> dict[str, Any]:
         dead = [p for p in stage.procs if p.popen.poll() is not None]
         if dead:
             raise BenchError(f"{dead[0].name} exited early:\n{dead[0].stderr_tail()}")
-        deleted = control.call("stats")["deleted"]
+        stats = control.call("stats")
+        deleted = stats["deleted"] + stats.get("dead_lettered", 0)  # a redrive is progress too
         if deleted != last_deleted:
             last_deleted, last_progress = deleted, time.monotonic()
         elif time.monotonic() - last_progress > STALL_S:
@@ -481,7 +519,8 @@ def check_end_state(endpoint_url: str, queue_url: str, jobs: workload.Workload) 
     objects = [(item["s3Bucket"]["S"], item["s3Key"]["S"]) for item in items]
     wrong_id = sum(1 for pid, (b, k) in zip(ids, objects, strict=True) if pid != workload.photo_id(b, k))
     unexpected = len(set(ids) - set(expected))
-    missing = len(set(expected) - set(ids))
+    missing_ids = sorted(set(expected) - set(ids))
+    missing = len(missing_ids)
     duplicates = len(objects) - len(set(objects))
     result = {
         "items": len(items),
@@ -493,6 +532,7 @@ def check_end_state(endpoint_url: str, queue_url: str, jobs: workload.Workload) 
         "queue_left": left,
     }
     result["ok"] = len(items) == len(expected) and duplicates == wrong_id == unexpected == missing == 0 and left == 0
+    result["missing_ids"] = missing_ids  # the fleet looks for them on the dead-letter queue
     return result
 
 

@@ -87,14 +87,15 @@ def _body(photo: Photo, index: int) -> str:
     return json.dumps({"Records": [record]}, separators=(",", ":"))
 
 
-def build(n: int, seed: int = 7) -> Workload:
-    """N messages; message i with i % 10 == 9 re-delivers (the same body) an object announced before it."""
+def build(n: int, seed: int = 7, duplicate_every: int = DUPLICATE_EVERY) -> Workload:
+    """N messages; message i with i % 10 == 9 re-delivers (the same body) an object announced before it.
+    `duplicate_every` changes the 10 (0: no duplicates, every message announces a photo of its own)."""
     rng = random.Random(seed)
     bodies: list[str] = []
     photos: list[Photo] = []
     originals: list[int] = []
     for index in range(n):
-        if index % DUPLICATE_EVERY == DUPLICATE_EVERY - 1 and originals:
+        if duplicate_every and index % duplicate_every == duplicate_every - 1 and originals:
             source = originals[rng.randrange(len(originals))]
             bodies.append(bodies[source])
             photos.append(photos[source])
