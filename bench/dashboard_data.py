@@ -1,5 +1,6 @@
 """The data behind bench/dashboard_render.py, pure: EMF lines to datapoints, CloudWatch's statistics per
-period, a dashboard widget's metric lines, and the template's alarms with their state on the same datapoints."""
+period, a dashboard widget's metric lines, and what the template's ${...} variables stand for in the standalone
+dashboard. The template's alarms: bench/dashboard_alarms.py."""
 
 from __future__ import annotations
 
@@ -13,12 +14,6 @@ from typing import Any
 
 SeriesKey = tuple[str, str, tuple[tuple[str, str], ...]]  # namespace, metric name, sorted dimensions
 Points = dict[SeriesKey, list[tuple[float, float]]]  # (seconds since epoch, value)
-COMPARISONS = {
-    "GreaterThanThreshold": float.__gt__,
-    "GreaterThanOrEqualToThreshold": float.__ge__,
-    "LessThanThreshold": float.__lt__,
-    "LessThanOrEqualToThreshold": float.__le__,
-}
 
 
 def read_emf(lines: Iterable[str]) -> Points:
@@ -63,6 +58,7 @@ class MetricLine:
     key: SeriesKey
     stat: str
     label: str
+    axis: str = "left"  # the line's option `"yAxis": "right"` draws it against the widget's right axis
 
 
 def metric_lines(widget: dict[str, Any]) -> list[MetricLine]:
@@ -73,7 +69,12 @@ def metric_lines(widget: dict[str, Any]) -> list[MetricLine]:
         namespace, name, *pairs = line[:-1] if options else line
         dimensions = tuple(sorted(zip(pairs[::2], pairs[1::2], strict=True)))
         found.append(
-            MetricLine((namespace, name, dimensions), options.get("stat", widget["stat"]), options.get("label", name))
+            MetricLine(
+                (namespace, name, dimensions),
+                options.get("stat", widget["stat"]),
+                options.get("label", name),
+                options.get("yAxis", "left"),
+            )
         )
     return found
 
@@ -89,60 +90,3 @@ def placeholders(template_body: Any, standalone: Any) -> dict[str, str]:
         match = re.fullmatch(r"\$\{([^}]+)\}", str(template_body))
         return {match[1]: str(standalone)} if match else {}
     return {name: value for body, value in pairs for name, value in placeholders(body, value).items()}
-
-
-@dataclass(frozen=True)
-class Alarm:
-    arn: str
-    key: SeriesKey
-    stat: str
-    period_s: int
-    periods: int
-    threshold: float
-    comparison: str
-
-    def describe(self) -> str:
-        operator = {"GreaterThanThreshold": ">", "GreaterThanOrEqualToThreshold": ">="}.get(self.comparison, "<")
-        where = ", ".join(value for _, value in self.key[2])
-        return f"{self.key[1]} ({where}) {self.stat} {operator} {self.threshold:g}, {self.periods} x {self.period_s} s"
-
-    def state(self, points: Points, start_s: float) -> tuple[str, float | None]:
-        """ALARM when the last `periods` periods of the sample all breach (missing data: not breaching), and the
-        end of the first period that breached."""
-        values = aggregate(points.get(self.key, []), self.stat, self.period_s, start_s)
-        breaching = [(at, COMPARISONS[self.comparison](value, self.threshold)) for at, value in values]
-        first = next((at + self.period_s for at, breached in breaching if breached), None)
-        last = [breached for _, breached in breaching[-self.periods :]]
-        return ("ALARM" if last and all(last) else "OK"), first
-
-
-def alarms(template: dict[str, Any], names: dict[str, str]) -> list[Alarm]:
-    """The template's CloudWatch alarms, with its references resolved to the standalone dashboard's values."""
-    parameters = template["Parameters"]
-
-    def resolve(value: Any) -> Any:
-        if isinstance(value, dict) and "Ref" in value:
-            return parameters[value["Ref"]]["Default"]
-        if isinstance(value, dict) and "Fn::GetAtt" in value:
-            return names[".".join(value["Fn::GetAtt"])]
-        return value
-
-    found = []
-    for logical_id, resource in template["Resources"].items():
-        if resource["Type"] == "AWS::CloudWatch::Alarm":
-            p = resource["Properties"]
-            dimensions = tuple(sorted((d["Name"], resolve(d["Value"])) for d in p["Dimensions"]))
-            key = (p["Namespace"], p["MetricName"], dimensions)
-            threshold = float(resolve(p["Threshold"]))
-            found.append(
-                Alarm(
-                    names[f"{logical_id}.Arn"],
-                    key,
-                    p["Statistic"],
-                    int(p["Period"]),
-                    int(p["EvaluationPeriods"]),
-                    threshold,
-                    p["ComparisonOperator"],
-                )
-            )
-    return found
