@@ -13,7 +13,8 @@ from typing import Any
 
 from cfnlint.decode import decode
 
-from bench.dashboard_data import aggregate, alarms, metric_lines, placeholders, read_emf
+from bench.dashboard_alarms import alarms
+from bench.dashboard_data import aggregate, metric_lines, placeholders, read_emf
 from service.config import Settings
 from service.metrics import MESSAGE_EVENTS, METRIC_UNITS, RECORD_OUTCOMES
 
@@ -31,6 +32,7 @@ PLACEHOLDERS = {
     "Service.Name": "photo-ingest",
     "DeadLetterQueueNotEmptyAlarm.Arn": f"{ALARMS}:photo-ingest-dead-letter-queue-not-empty",
     "OldestMessageAgeAlarm.Arn": f"{ALARMS}:photo-ingest-oldest-message-age",
+    "UntrustedMessagesAlarm.Arn": f"{ALARMS}:photo-ingest-untrusted-messages",
 }
 STATISTICS = re.compile(r"SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?")
 GRID_WIDTH = 24
@@ -180,7 +182,9 @@ def test_the_renderer_combines_tasks_as_cloudwatch_does() -> None:
 
 def test_the_pictures_alarms_are_the_templates_rules() -> None:
     """The alarm panel evaluates each alarm of the template, found by the dashboard's alarm ARNs, with the
-    template's threshold: the dead-letter queue is in ALARM once it holds a message, not before."""
+    template's threshold: the dead-letter queue is in ALARM once it holds a message, not before. A pseudo
+    parameter in an alarm's dimensions (the untrusted alarm's `Service`, `AWS::StackName`) stands for what it
+    stands for on the dashboard: the worker's metrics there."""
     body = json.loads(template_body())
     found = {alarm.arn: alarm for alarm in alarms(json.loads(json.dumps(template())), placeholders(body, standalone()))}
     [widget] = [w["properties"] for w in standalone()["widgets"] if w["type"] == "alarm"]
@@ -192,17 +196,28 @@ def test_the_pictures_alarms_are_the_templates_rules() -> None:
 
     assert dead_letters.state(empty, start_s=0) == ("OK", None)
     assert dead_letters.state(holding, start_s=0) == ("ALARM", 120)
+    untrusted = found[PLACEHOLDERS["UntrustedMessagesAlarm.Arn"]]
+    assert untrusted.key in {line.key for widget in metric_widgets(standalone()) for line in metric_lines(widget)}
+    assert untrusted.key == ("PhotoIngest", "MessagesUntrusted", (("Service", PLACEHOLDERS["AWS::StackName"]),))
+
+
+def recorded_worker_metrics(documents: list[dict[str, Any]]) -> set[str]:
+    """The metric names the recorded workers declared: the worker's metrics as of the recording."""
+    return {m["Name"] for d in documents if "observedBy" not in d for m in d["_aws"]["CloudWatchMetrics"][0]["Metrics"]}
 
 
 def test_the_sample_is_a_real_run_that_fills_every_panel() -> None:
-    """docs/dashboard-sample.emf.jsonl has datapoints for every metric line on the dashboard: the worker's own
-    lines (only metrics it emits), and the observed queue, service and CPU lines, marked as observed."""
+    """docs/dashboard-sample.emf.jsonl has datapoints for every metric line on the dashboard whose metric existed
+    when it was recorded: the worker's own lines (only metrics it emits), and the observed queue, service and CPU
+    lines, marked as observed. A worker metric newer than the recording has none (its panel says so)."""
     lines = SAMPLE.read_text().splitlines()
     points = read_emf(lines)
+    documents = [json.loads(line) for line in lines]
+    recorded = recorded_worker_metrics(documents)
     for widget in metric_widgets(standalone()):
         for line in metric_lines(widget):
-            assert points.get(line.key), f"{widget['title']}: no datapoint for {line.key}"
-    documents = [json.loads(line) for line in lines]
+            newer = line.key[0] == "PhotoIngest" and line.key[1] not in recorded
+            assert newer or points.get(line.key), f"{widget['title']}: no datapoint for {line.key}"
     from_worker = [d for d in documents if "observedBy" not in d]
     assert from_worker
     for document in from_worker:
@@ -214,7 +229,8 @@ def test_the_sample_is_a_real_run_that_fills_every_panel() -> None:
 
 
 def test_the_renderer_draws_the_sample_into_a_png(tmp_path: Path) -> None:
-    """`python -m bench.dashboard_render` turns the sample into a PNG of the dashboard."""
+    """`python -m bench.dashboard_render` turns the sample into a PNG of the dashboard, and names the panels
+    without data: exactly those whose every line is a worker metric newer than the recording."""
     out = tmp_path / "dashboard.png"
     command = [sys.executable, "-m", "bench.dashboard_render", "--emf", str(SAMPLE), "--out", str(out)]
 
@@ -223,3 +239,10 @@ def test_the_renderer_draws_the_sample_into_a_png(tmp_path: Path) -> None:
     assert result.returncode == 0, result.stderr
     assert out.read_bytes().startswith(b"\x89PNG\r\n\x1a\n")
     assert f"{len(standalone()['widgets'])} widgets" in result.stdout
+    recorded = recorded_worker_metrics([json.loads(line) for line in SAMPLE.read_text().splitlines()])
+    newer = {
+        widget["title"]
+        for widget in metric_widgets(standalone())
+        if all(line.key[0] == "PhotoIngest" and line.key[1] not in recorded for line in metric_lines(widget))
+    }
+    assert {line.removeprefix("no data in this run: ") for line in result.stdout.splitlines()[1:]} == newer
