@@ -38,11 +38,16 @@ class Table:
         self.fail = fail or {}
         self.slow_key = slow_key
         self.finished: list[str] = []
+        self.cancelled: list[str] = []
 
     async def put(self, item: Item) -> PutOutcome:
         key = item["s3Key"]["S"]
         if key == self.slow_key:
-            await asyncio.sleep(0.2)
+            try:
+                await asyncio.sleep(0.2)  # a slow put, still running when the other one fails
+            except asyncio.CancelledError:
+                self.cancelled.append(key)
+                raise
         self.finished.append(key)
         if key in self.fail:
             raise self.fail[key]
@@ -90,13 +95,16 @@ def test_an_event_time_out_of_range_is_no_event_time() -> None:
 
 async def test_a_multi_record_message_is_settled_only_after_every_put_finished() -> None:
     """On main, gather handed the first exception up at once and the message was settled while other puts ran.
-    Now settle waits for every record, even when one raises (here, a bug in the watcher), then raises."""
+    Now the message's puts run in one task group: when one raises (here, a bug in the watcher), the others are
+    cancelled and awaited before settle raises, so no put outlives its message."""
     table = Table(slow_key="photos-raw/slow.jpg")
     ingest = Ingest(table, PREFIX, Metrics(), Watcher(raise_on_success=True))
     entries = parse_body(records_document([Obj("photos-raw/fast.jpg"), Obj("photos-raw/slow.jpg")]), PREFIX)
-    with pytest.raises(RuntimeError, match="a bug in the watcher"):
+    with pytest.raises(ExceptionGroup) as raised:
         await ingest.settle(entries)
-    assert sorted(table.finished) == ["photos-raw/fast.jpg", "photos-raw/slow.jpg"]
+    assert raised.group_contains(RuntimeError, match="a bug in the watcher")
+    assert table.finished == ["photos-raw/fast.jpg"]
+    assert table.cancelled == ["photos-raw/slow.jpg"]  # ended before settle returned, not left running
 
 
 async def test_a_failing_put_does_not_settle_its_message_before_the_others() -> None:
@@ -197,7 +205,7 @@ async def test_an_untrusted_message_is_quarantined_and_counted_apart() -> None:
     ingest = Ingest(Table(), PREFIX, metrics, trust=Trust(frozenset({"beetroot-raw"})))
     settlement = await ingest.settle_body(records_document([Obj("photos-raw/x.jpg", bucket="other-bucket")]))
     assert (settlement.disposition, settlement.reason) == (Disposition.QUARANTINE, "untrusted_bucket")
-    assert metrics.snapshot(0)["MessagesUntrusted"] == 1
+    assert metrics.snapshot({})["MessagesUntrusted"] == 1
 
 
 @pytest.mark.parametrize(
@@ -261,7 +269,7 @@ async def test_an_item_that_cannot_be_built_is_invalid_not_unexpected(monkeypatc
 
 
 def test_the_metrics_name_the_new_counters() -> None:
-    figures = Metrics().snapshot(0)
+    figures = Metrics().snapshot({})
     assert {"MessagesUntrusted", "RecordsInvalid", "RecordsObjectMissing"} <= set(figures)
     json.dumps(figures, allow_nan=False)
 
