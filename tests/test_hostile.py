@@ -94,7 +94,9 @@ def test_every_case_ends_as_documented_through_the_real_worker(stack: Stack, tmp
     with worker_pool(tmp_path) as pool:
         worker = pool.start("hostile", worker_env(stack, stack.endpoint, tmp_path / "health", **settings))
         poll_until(
-            lambda: stack.depth() == 0 and stack.depth(stack.dlq_url) == quarantined,
+            # at least: moto now and then delivers a message twice, and then it is quarantined twice; the
+            # dead letters are compared by their source message id below
+            lambda: stack.depth() == 0 and stack.depth(stack.dlq_url) >= quarantined,
             timeout_s=90,
             what=lambda: (
                 f"an empty queue ({stack.depth()}) and {quarantined} dead letters ({stack.depth(stack.dlq_url)})"
