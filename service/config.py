@@ -36,6 +36,12 @@ class TableSettings(HealthSettings):
     log_format: Literal["auto", "json", "console"] = "auto"
 
 
+class BackfillQueueSettings(TableSettings):
+    """What `photo-ingest backfill --via-queue` needs besides: the queue that the workers read."""
+
+    queue_url: str = Field(min_length=1)
+
+
 class Settings(TableSettings):
     """The worker's settings. Construct once in the CLI and pass it in; tests build `Settings(...)`."""
 
