@@ -24,7 +24,7 @@ from structlog.testing import capture_logs
 from service.config import BackfillQueueSettings
 from service.ingest.events import ObjectRecord, parse_body
 from service.ingest.items import build_item
-from service.ops.backfill import pacing
+from service.ops.backfill import outbox, pacing
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.notification import notification_body
 from service.ops.backfill.objects import Listed
@@ -160,6 +160,74 @@ async def test_a_dry_run_counts_and_sends_nothing(stack: Stack, capsys: pytest.C
     assert code == 0
     assert (counted(out, "listed"), counted(out, "would send")) == (25, 25)
     assert stack.depth() == 0
+
+
+# ---------------------------------------------------------------------------------------------- failures
+
+
+class Refuse:
+    """Has SQS itself refuse chosen keys' entries: their request entry asks for DelaySeconds 901 (the limit is 900),
+    which SendMessageBatch answers with HTTP 200 and the entry under `Failed`, as it does any entry it refuses."""
+
+    def __init__(self, keys: list[str], times: int) -> None:
+        self.left = dict.fromkeys(keys, times)
+
+    def __call__(self, params: dict[str, Any], **_: Any) -> None:
+        for entry in params["Entries"]:
+            [record] = parse_body(entry["MessageBody"], "")
+            assert isinstance(record, ObjectRecord)
+            if self.left.get(record.key, 0) > 0:
+                self.left[record.key] -= 1
+                entry["DelaySeconds"] = 901
+
+
+async def test_entries_sqs_refuses_are_sent_again_and_counted_once_taken(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SendMessageBatch answers 200 with two entries under `Failed`: they are sent again, and each key reaches
+    the queue once and is counted as sent once."""
+    monkeypatch.setattr(outbox, "SEND_BACKOFF_S", 0.01)
+    keys = photo_keys(30)
+    upload(stack, keys)
+    async with open_sender(queue_options(stack, concurrency=1)) as (sender, sqs):
+        sqs.meta.events.register("before-parameter-build.sqs.SendMessageBatch", Refuse([keys[3], keys[14]], 1))
+        with capture_logs() as logs:
+            tally = await sender.run(asyncio.Event())
+
+    assert (tally.sent, tally.failed, sender.resume.key) == (30, 0, keys[-1])
+    assert keys_on_queue(stack) == Counter(keys)
+    refused = [(log["key"], log["attempt"]) for log in logs if log["event"] == "backfill.send_entry_failed"]
+    assert sorted(refused) == [(keys[3], 1), (keys[14], 1)]
+
+
+async def test_an_entry_refused_every_time_is_failed_and_the_resume_key_stays_before_it(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An entry SQS refuses at every attempt is counted as failed, never as sent, and the run goes on; the
+    resume key stays before it, so a resumed run sends it again."""
+    monkeypatch.setattr(outbox, "SEND_BACKOFF_S", 0.01)
+    keys = photo_keys(30)
+    upload(stack, keys)
+    async with open_sender(queue_options(stack, concurrency=1)) as (sender, sqs):
+        sqs.meta.events.register("before-parameter-build.sqs.SendMessageBatch", Refuse([keys[12]], 99))
+        with capture_logs() as logs:
+            tally = await sender.run(asyncio.Event())
+
+    assert (tally.sent, tally.failed, sender.resume.key) == (29, 1, keys[11])
+    assert keys_on_queue(stack) == Counter(keys[:12] + keys[13:])
+    [last] = [log for log in logs if log["event"] == "backfill.send_entry_failed" and log["log_level"] == "error"]
+    assert (last["key"], last["attempt"], last["code"]) == (keys[12], outbox.SEND_ATTEMPTS, "InvalidParameterValue")
+
+
+async def test_a_queue_that_does_not_exist_aborts_the_run(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """Every batch would fail the same way: the run stops at the first, says why, counts nothing as sent, exits 1."""
+    upload(stack, photo_keys(30))
+
+    code, out = await command(stack, capsys, queue_url=f"{stack.queue_url}-missing")
+
+    assert code == 1
+    assert re.search(r"reason +send_failed: .*(NonExistentQueue|QueueDoesNotExist)", out), out
+    assert (counted(out, "sent"), counted(out, "listed") > 0) == (0, True)
 
 
 # ---------------------------------------------------------------------------------------------- pacing
