@@ -1,10 +1,11 @@
 """`photo-ingest backfill`: the Photos item of every object already in the bucket, with the worker's rules.
 
-Two ways, one listing (or an S3 Inventory report), one progress line, one resumable summary:
-- direct: `backfill_run` puts each item itself;
-- `--via-queue`: `backfill_send` sends, for each object, the notification S3 would have sent, and the workers
+Two ways, one listing (or an S3 Inventory report), one progress line, one resumable summary (`job`):
+- direct: `run.Backfill` puts each item itself;
+- `--via-queue`: `send.Sender` sends, for each object, the notification S3 would have sent, and the workers
   write the items, at `--rate` and under `--max-backlog`.
 Re-running is safe either way: the put is conditional, so an object already in the table is a duplicate.
+This module is the command line: the flags, the settings, and the usage errors (exit 2).
 """
 
 from __future__ import annotations
@@ -12,72 +13,18 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from contextlib import AsyncExitStack
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
 from service import process
-from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
-from service.aws.table import PhotoStore
 from service.config import BackfillQueueSettings, TableSettings
 from service.logs import configure_logging
-from service.ops.backfill.inventory import InventoryError, inventory_objects, read_manifest, resume_point
-from service.ops.backfill.objects import listing
+from service.ops.backfill.job import backfill_command
 from service.ops.backfill.options import Options
-from service.ops.backfill.progress import report_progress, summary
-from service.ops.backfill.receipt import queue_summary
-from service.ops.backfill.run import Backfill
-from service.ops.backfill.send import Sender
 
+__all__ = ["backfill_command", "register"]
 log = structlog.get_logger("service.ops.backfill.command")
-
-
-async def backfill_command(
-    settings: TableSettings, options: Options, stop: asyncio.Event, terminal: TextIO | None
-) -> int:
-    """The whole command once settings are loaded: progress on `terminal` if there is one, summary on stdout."""
-    session = make_session()
-    async with AsyncExitStack() as stack:
-        s3 = await open_s3(stack, session, 2)
-        try:
-            manifest = await read_manifest(s3, options.inventory, options.bucket) if options.inventory else None
-            if manifest:
-                resume_point(manifest, options.start_after)  # a bad token is a usage error, before anything runs
-        except InventoryError as exc:
-            print(f"photo-ingest: backfill: {exc}", file=sys.stderr)
-            return process.EXIT_USAGE
-        objects = inventory_objects(s3, manifest, options) if manifest else listing(s3, options)
-        if options.queue_url:
-            sqs = await open_sqs(stack, session, options.concurrency + 2, 0)
-            backfill: Backfill | Sender = Sender(sqs, objects, options, sqs.meta.region_name)
-        else:
-            dynamodb = await open_dynamodb(stack, session, options.concurrency + 4)
-            backfill = Backfill(objects, PhotoStore(dynamodb, settings.photos_table), options)
-        log.info("backfill.started", **_described(options, settings))
-        async with asyncio.TaskGroup() as group:
-            progress = group.create_task(report_progress(backfill, terminal))
-            try:
-                tally = await backfill.run(stop)
-            finally:
-                progress.cancel()
-    interrupted = stop.is_set() and not backfill.aborted
-    if terminal:
-        terminal.write("\n")
-    log.info("backfill.finished", **backfill.figures(), interrupted=interrupted, aborted=backfill.aborted)
-    report = queue_summary if options.queue_url else summary
-    print(report(backfill, options, interrupted), flush=True)
-    return process.EXIT_FAILED if tally.failed or backfill.aborted or interrupted else process.EXIT_OK
-
-
-def _described(options: Options, settings: TableSettings) -> dict[str, Any]:
-    where = {"bucket": options.bucket, "prefix": options.prefix, "inventory": options.inventory}
-    where |= {"startAfter": options.start_after, "endBefore": options.end_before}
-    how: dict[str, Any] = {"dryRun": options.dry_run, "concurrency": options.concurrency}
-    if options.queue_url:
-        how |= {"queueUrl": options.queue_url, "rate": options.rate_per_s, "maxBacklog": options.max_backlog}
-        return where | how
-    return where | how | {"table": settings.photos_table}
 
 
 def _cmd_backfill(args: argparse.Namespace) -> int:
@@ -133,7 +80,11 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--end-before", metavar="KEY", help="stop before this key (listers splitting a bucket)")
     parser.add_argument("--dry-run", action="store_true", help="count what would be written; write nothing")
     parser.add_argument(
-        "--concurrency", type=_bounded(int, 1, 256), default=16, help="puts (or sends) in flight (default 16)"
+        "--concurrency",
+        type=_bounded(int, 1, 256),
+        default=16,
+        metavar="N",
+        help="puts (or sends) in flight (default 16)",
     )
     parser.add_argument(
         "--inventory", metavar="MANIFEST_S3_URI", help="read this S3 Inventory report's manifest.json (CSV) instead"
@@ -141,9 +92,12 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument(
         "--via-queue", action="store_true", help="send S3's own notification of each object to QUEUE_URL instead"
     )
-    parser.add_argument("--rate", type=_bounded(float, 0.1, 100_000), help="with --via-queue: at most N messages/s")
+    parser.add_argument(
+        "--rate", type=_bounded(float, 0.1, 100_000), metavar="N", help="with --via-queue: at most N messages a second"
+    )
     parser.add_argument(
         "--max-backlog",
         type=_bounded(int, 0, 100_000_000),
+        metavar="N",
         help="with --via-queue: pause while the queue holds more than N messages",
     )
