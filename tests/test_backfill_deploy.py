@@ -120,3 +120,23 @@ def test_the_standalone_via_queue_policy_grants_what_the_template_role_does() ->
     assert actions == set(ACTIONS) | {"s3:GetObject"}
     [listing] = [s for s in document["Statement"] if s["Action"] == "s3:ListBucket"]
     assert listing["Condition"] == {"StringLike": {"s3:prefix": "photos-raw/*"}}
+
+
+async def test_a_backlog_it_may_not_read_stops_the_run_and_says_why(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """--max-backlog needs sqs:GetQueueAttributes: without it the run cannot pace itself, so it stops before its
+    first send, says why, and exits 1."""
+    upload(stack, photo_keys(20))
+    allowed = [{"Effect": "Allow", "Action": ["s3:ListObjectsV2", "sqs:SendMessageBatch"], "Resource": "*"}]
+    for name, value in iam_user_credentials(stack.endpoint, "no-depth", allowed).items():
+        monkeypatch.setenv(name, value)
+    settings = BackfillQueueSettings(queue_url=stack.queue_url)  # type: ignore[call-arg]
+
+    with iam_enforced(stack.endpoint):
+        code = await backfill_command(settings, queue_options(stack, max_backlog=100), asyncio.Event(), None)
+    out = capsys.readouterr().out
+
+    assert code == 1
+    assert re.search(r"reason +backlog_read_failed: .*GetQueueAttributes", out), out
+    assert stack.depth() == 0

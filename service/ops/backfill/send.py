@@ -89,7 +89,10 @@ class Sender:
                 self._settle(index, obj, "would_write")
             return
         if self._gate:
-            await self._gate.admit(len(batch), self._stop)
+            try:
+                await self._gate.admit(len(batch), self._stop)
+            except Exception as exc:  # noqa: BLE001 - classified: without the queue's depth, the run cannot pace
+                self._abort("backlog_read_failed", classify(exc), f"{error_code(exc)}: {exc}")
         if not self._stop.is_set():
             await batches.put(batch)  # waits while every sender is busy
 
