@@ -77,6 +77,12 @@ class IngestSettings(TableSettings):
         return Trust(self.allowed_buckets, self.allowed_topic_arns, self.max_records_per_message)
 
 
+class BackfillQueueSettings(TableSettings):
+    """What `photo-ingest backfill --via-queue` needs besides: the queue that the workers read."""
+
+    queue_url: str = Field(min_length=1)
+
+
 class Settings(IngestSettings):
     """The worker's settings. Construct once in the CLI and pass it in; tests build `Settings(...)`."""
 

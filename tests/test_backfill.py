@@ -26,6 +26,7 @@ from service.ingest.ids import photo_id
 from service.ingest.outcomes import PutOutcome
 from service.ops.backfill import progress as backfill_progress
 from service.ops.backfill.command import backfill_command
+from service.ops.backfill.objects import listing
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import ResumePoint, report_progress, summary
 from service.ops.backfill.run import Backfill
@@ -82,7 +83,8 @@ async def open_backfill(
         session = aioboto3.Session()
         s3 = await open_s3(exits, session, 2)
         store = store_class(await open_dynamodb(exits, session, 12), stack.table)
-        yield Backfill(s3, store, options(**overrides))
+        chosen = options(**overrides)
+        yield Backfill(listing(s3, chosen), store, chosen)
 
 
 async def test_a_backfill_inserts_only_the_missing_items_and_a_second_run_inserts_none(

@@ -1,8 +1,11 @@
-"""`photo-ingest backfill`: write the Photos item of every object already in the bucket, with the worker's rules.
+"""`photo-ingest backfill`: the Photos item of every object already in the bucket, with the worker's rules.
 
-`backfill_run` lists and puts; `backfill_progress` tallies, shows progress and sums up. Re-running is safe: the
-put is conditional, so an object already in the table is a duplicate, never a second item. The summary names
-the last key up to which everything is settled; `--start-after` takes it.
+Two ways, one listing (or an S3 Inventory report), one progress line, one resumable summary (`job`):
+- direct: `run.Backfill` puts each item itself;
+- `--via-queue`: `send.Sender` sends, for each object, the notification S3 would have sent, and the workers
+  write the items, at `--rate` and under `--max-backlog`.
+Re-running is safe either way: the put is conditional, so an object already in the table is a duplicate.
+This module is the command line: the flags, the settings, and the usage errors (exit 2).
 """
 
 from __future__ import annotations
@@ -10,57 +13,26 @@ from __future__ import annotations
 import argparse
 import asyncio
 import sys
-from contextlib import AsyncExitStack
-from typing import Any, TextIO
+from typing import Any
 
 import structlog
 
 from service import process
-from service.aws.clients import make_session, open_dynamodb, open_s3
-from service.aws.table import PhotoStore
-from service.config import TableSettings
+from service.config import BackfillQueueSettings, TableSettings
 from service.logs import configure_logging
+from service.ops.backfill.job import backfill_command
 from service.ops.backfill.options import Options
-from service.ops.backfill.progress import report_progress, summary
-from service.ops.backfill.run import Backfill
 
+__all__ = ["backfill_command", "register"]
 log = structlog.get_logger("service.ops.backfill.command")
 
 
-async def backfill_command(
-    settings: TableSettings, options: Options, stop: asyncio.Event, terminal: TextIO | None
-) -> int:
-    """The whole command once settings are loaded: progress on `terminal` if there is one, summary on stdout."""
-    session = make_session()
-    async with AsyncExitStack() as stack:
-        s3 = await open_s3(stack, session, 2)
-        dynamodb = await open_dynamodb(stack, session, options.concurrency + 4)
-        backfill = Backfill(s3, PhotoStore(dynamodb, settings.photos_table), options)
-        log.info(
-            "backfill.started",
-            bucket=options.bucket,
-            prefix=options.prefix,
-            startAfter=options.start_after,
-            dryRun=options.dry_run,
-            concurrency=options.concurrency,
-            table=settings.photos_table,
-        )
-        async with asyncio.TaskGroup() as group:
-            progress = group.create_task(report_progress(backfill, terminal))
-            try:
-                tally = await backfill.run(stop)
-            finally:
-                progress.cancel()
-        interrupted = stop.is_set() and not backfill.aborted
-        if terminal:
-            terminal.write("\n")
-        log.info("backfill.finished", **backfill.figures(), interrupted=interrupted, aborted=backfill.aborted)
-        print(summary(backfill, options, interrupted), flush=True)
-        return process.EXIT_FAILED if tally.failed or backfill.aborted or interrupted else process.EXIT_OK
-
-
 def _cmd_backfill(args: argparse.Namespace) -> int:
-    settings = process.load_settings(TableSettings)
+    if not args.via_queue and (args.rate is not None or args.max_backlog is not None):
+        raise process.ConfigurationError("--rate and --max-backlog pace --via-queue; add it, or leave them out")
+    if args.inventory and args.end_before is not None:
+        raise process.ConfigurationError("--end-before splits a listing; an inventory report is read whole")
+    settings = process.load_settings(BackfillQueueSettings if args.via_queue else TableSettings)
     configure_logging(settings.log_level, settings.log_format)
     options = Options(
         bucket=args.bucket,
@@ -69,6 +41,11 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         start_after=args.start_after,
         dry_run=args.dry_run,
         concurrency=args.concurrency,
+        end_before=args.end_before,
+        inventory=args.inventory,
+        queue_url=settings.queue_url if isinstance(settings, BackfillQueueSettings) else None,
+        rate_per_s=args.rate,
+        max_backlog=args.max_backlog,
     )
     if not (options.prefix.startswith(options.raw_prefix) or options.raw_prefix.startswith(options.prefix)):
         log.warning("backfill.prefix_outside_raw_prefix", prefix=options.prefix, rawPrefix=options.raw_prefix)
@@ -81,20 +58,46 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def _concurrency(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 256:
-        raise argparse.ArgumentTypeError("must be 1 to 256")
-    return value
+def _bounded(kind: type[int] | type[float], low: float, high: float) -> Any:
+    def parse(text: str) -> int | float:
+        value = kind(text)
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g}")
+        return value
+
+    return parse
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add `backfill`; it needs PHOTOS_TABLE and RAW_PREFIX, s3:ListBucket and dynamodb:PutItem."""
-    reads = [*process.variables(TableSettings), *process.AWS_VARIABLES]
+    """Add `backfill`. Direct: PHOTOS_TABLE, RAW_PREFIX, s3:ListBucket, dynamodb:PutItem. Through the queue:
+    QUEUE_URL, RAW_PREFIX, s3:ListBucket (or s3:GetObject on the inventory report) and sqs:SendMessage."""
+    reads = [*process.variables(TableSettings), "QUEUE_URL (with --via-queue)", *process.AWS_VARIABLES]
     summary = "write the Photos item of every object already in a bucket, with the worker's rules"
     parser = process.add_command(commands, "backfill", summary, reads, _cmd_backfill)
     parser.add_argument("--bucket", required=True, help="the bucket to list")
     parser.add_argument("--prefix", help="list only keys under it (default: RAW_PREFIX)")
-    parser.add_argument("--start-after", metavar="KEY", help="resume after this key (from a previous summary)")
+    parser.add_argument("--start-after", metavar="KEY", help="resume after this key (or FILE:ROW of an inventory)")
+    parser.add_argument("--end-before", metavar="KEY", help="stop before this key (listers splitting a bucket)")
     parser.add_argument("--dry-run", action="store_true", help="count what would be written; write nothing")
-    parser.add_argument("--concurrency", type=_concurrency, default=16, help="puts in flight (default 16)")
+    parser.add_argument(
+        "--concurrency",
+        type=_bounded(int, 1, 256),
+        default=16,
+        metavar="N",
+        help="puts (or sends) in flight (default 16)",
+    )
+    parser.add_argument(
+        "--inventory", metavar="MANIFEST_S3_URI", help="read this S3 Inventory report's manifest.json (CSV) instead"
+    )
+    parser.add_argument(
+        "--via-queue", action="store_true", help="send S3's own notification of each object to QUEUE_URL instead"
+    )
+    parser.add_argument(
+        "--rate", type=_bounded(float, 0.1, 100_000), metavar="N", help="with --via-queue: at most N messages a second"
+    )
+    parser.add_argument(
+        "--max-backlog",
+        type=_bounded(int, 0, 100_000_000),
+        metavar="N",
+        help="with --via-queue: pause while the queue holds more than N messages",
+    )

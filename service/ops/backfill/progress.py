@@ -25,6 +25,7 @@ PROGRESS_TTY_INTERVAL_S = 0.2
 @dataclass(slots=True)
 class Tally:
     listed: int = 0
+    sent: int = 0  # --via-queue: a notification for it is on the queue, for the workers to write
     inserted: int = 0
     duplicate: int = 0
     skipped: int = 0
@@ -39,7 +40,7 @@ class Tally:
     @property
     def done(self) -> int:
         settled = self.inserted + self.duplicate + self.skipped + self.conflict + self.invalid
-        return settled + self.failed + self.would_write
+        return self.sent + settled + self.failed + self.would_write
 
 
 class ResumePoint:
@@ -81,8 +82,8 @@ async def report_progress(backfill: Run, terminal: TextIO | None) -> None:
         await asyncio.sleep(PROGRESS_TTY_INTERVAL_S if terminal else PROGRESS_LOG_INTERVAL_S)
         figures = backfill.figures()
         if terminal:
-            shown = ("listed", "inserted", "duplicate", "skipped", "conflict", "failed", "objectsPerSecond")
-            line = "  ".join(f"{name} {figures[name]:,}" for name in shown)
+            shown = ("listed", "sent", "inserted", "duplicate", "skipped", "conflict", "failed", "objectsPerSecond")
+            line = "  ".join(f"{name} {figures[name]:,}" for name in shown if name in figures)
             terminal.write(f"\r\033[K{line}")  # back to the line's start, clear it, redraw
             terminal.flush()
         else:

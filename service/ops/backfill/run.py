@@ -1,6 +1,6 @@
-"""One backfill run: list the bucket and write each object's Photos item, with the worker's rules.
+"""One backfill run: write the Photos item of each listed object, with the worker's rules.
 
-    lister ── ListObjectsV2 pages (keys are literal) ──▶ bounded queue ──▶ N put tasks ──▶ Tally, ResumePoint
+    objects (a listing, or an S3 Inventory report) ──▶ bounded queue ──▶ N put tasks ──▶ Tally, ResumePoint
       every object: ObjectRecord(uploadedAt = LastModified) ─▶ the core (`service.ingest`): the same item, the same put
 
 The put is conditional, so an object already in the table is a duplicate, never a second item. One object's
@@ -14,7 +14,7 @@ import time
 from collections.abc import AsyncGenerator
 from contextlib import aclosing
 from dataclasses import asdict
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import structlog
 
@@ -24,12 +24,9 @@ from service.ingest.events import ObjectRecord
 from service.ingest.limiter import Limiter
 from service.ingest.settle import Ingest
 from service.metrics import Metrics
+from service.ops.backfill.objects import Listed
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import ResumePoint, Tally
-
-if TYPE_CHECKING:
-    from types_aiobotocore_s3 import S3Client
-    from types_aiobotocore_s3.type_defs import ObjectTypeDef
 
 log = structlog.get_logger("service.ops.backfill.run")
 
@@ -38,8 +35,8 @@ _FATAL = frozenset({ErrorKind.MISSING, ErrorKind.FORBIDDEN})  # every other obje
 
 
 class Backfill:
-    def __init__(self, s3: S3Client, store: PhotoStore, options: Options) -> None:
-        self._s3 = s3
+    def __init__(self, objects: AsyncGenerator[Listed], store: PhotoStore, options: Options) -> None:
+        self._objects = objects
         slots = Limiter(options.concurrency, floor=options.concurrency)  # its put tasks bound it already
         self._ingest = Ingest(store, options.raw_prefix, Metrics(), limiter=slots)  # the worker's rules and logs
         self._options = options
@@ -52,16 +49,16 @@ class Backfill:
     async def run(self, stop: asyncio.Event) -> Tally:
         """List and put until the listing ends or `stop` is set; puts already started finish first."""
         self._stop = stop
-        queue: asyncio.Queue[tuple[int, ObjectTypeDef] | None] = asyncio.Queue(self._options.concurrency * 2)
+        queue: asyncio.Queue[tuple[int, Listed] | None] = asyncio.Queue(self._options.concurrency * 2)
         async with asyncio.TaskGroup() as group:
             group.create_task(self._list(queue))
             for _ in range(self._options.concurrency):
                 group.create_task(self._work(queue))
         return self.tally
 
-    async def _list(self, queue: asyncio.Queue[tuple[int, ObjectTypeDef] | None]) -> None:
+    async def _list(self, queue: asyncio.Queue[tuple[int, Listed] | None]) -> None:
         try:
-            async with aclosing(self._objects()) as objects:
+            async with aclosing(self._objects) as objects:
                 async for obj in objects:
                     if self._stop.is_set():
                         break
@@ -72,17 +69,7 @@ class Backfill:
         for _ in range(self._options.concurrency):
             await queue.put(None)  # one end marker per put task
 
-    async def _objects(self) -> AsyncGenerator[ObjectTypeDef]:
-        """Every object in listing (key) order. Keys are literal: only notification keys are form-encoded."""
-        where: dict[str, Any] = {"Bucket": self._options.bucket, "Prefix": self._options.prefix}
-        if self._options.start_after:
-            where["StartAfter"] = self._options.start_after
-        pages = self._s3.get_paginator("list_objects_v2").paginate(**where)
-        async for page in pages:
-            for obj in page.get("Contents", []):
-                yield obj
-
-    async def _work(self, queue: asyncio.Queue[tuple[int, ObjectTypeDef] | None]) -> None:
+    async def _work(self, queue: asyncio.Queue[tuple[int, Listed] | None]) -> None:
         while (entry := await queue.get()) is not None:
             if self._stop.is_set():
                 continue  # never started, so never settled: the resume point stays before it
@@ -92,22 +79,22 @@ class Backfill:
             if outcome == "failed":
                 self.resume.failed(index)
             else:
-                self.resume.settled(index, obj["Key"])
+                self.resume.settled(index, obj.token)
 
-    async def _settle(self, obj: ObjectTypeDef) -> str:
+    async def _settle(self, obj: Listed) -> str:
         """The same rules as the worker: the prefix, the photoId, the attributes and the conditional put."""
-        key = obj["Key"]
-        if not key.startswith(self._options.raw_prefix):
+        if not obj.key.startswith(self._options.raw_prefix):
             return "skipped"
         if self._options.dry_run:
             return "would_write"
         record = ObjectRecord(
             bucket=self._options.bucket,
-            key=key,
+            key=obj.key,
             event_name=EVENT_NAME,
-            event_time=obj["LastModified"].isoformat(),  # so uploadedAt is LastModified
-            size=obj.get("Size"),
-            etag=obj.get("ETag", "").strip('"') or None,  # S3 events carry the ETag without its quotes
+            event_time=obj.last_modified.isoformat(),  # so uploadedAt is LastModified
+            size=obj.size,
+            etag=obj.etag,  # without its quotes, as S3 events carry it
+            version_id=obj.version_id,
         )
         settled = (await self._ingest.settle([record])).records[0]
         if settled.kind in _FATAL:
@@ -124,6 +111,7 @@ class Backfill:
         elapsed_s = time.monotonic() - self.started
         counts = asdict(self.tally)
         counts["wouldWrite"] = counts.pop("would_write")
+        del counts["sent"]  # only a backfill through the queue sends
         return counts | {
             "elapsedSeconds": round(elapsed_s, 2),
             "objectsPerSecond": round(self.tally.done / elapsed_s, 1) if elapsed_s else 0.0,
