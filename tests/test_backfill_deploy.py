@@ -53,8 +53,14 @@ def test_the_backfill_task_runs_backfill_via_queue_with_a_role_of_its_own() -> N
         if "Fn::If" in written:
             assert (written["Fn::If"][0], written["Fn::If"][2]) == ("ReadsInventory", {"Ref": "AWS::NoValue"})
             assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"}
+        by_name = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}"}  # not GetAtt: the queue policy names it
+        at = (
+            "RawBucket"
+            if statement["Resource"] == by_name
+            else statement["Resource"].get("Fn::GetAtt", ["inventory"])[0]
+        )
         for action in actions_of(statement):
-            granted[action] = statement["Resource"].get("Fn::GetAtt", ["inventory"])[0]
+            granted[action] = at
         if statement["Action"] == "s3:ListBucket":
             assert statement["Condition"] == {"StringLike": {"s3:prefix": {"Fn::Sub": "${RawPrefix}*"}}}
 
@@ -80,6 +86,7 @@ async def test_the_backfill_task_role_is_enough_to_backfill_through_the_queue_an
     queue_arn = stack.sqs.get_queue_attributes(QueueUrl=stack.queue_url, AttributeNames=["QueueArn"])["Attributes"]
     names = {
         "RawBucket": f"arn:aws:s3:::{BUCKET}",
+        "RawBucketName": BUCKET,
         "Queue": queue_arn["QueueArn"],
         "RawPrefix": "photos-raw/",
         "AWS::Partition": "aws",
