@@ -196,5 +196,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
         dynamodb = await open_dynamodb(stack, session, settings.max_in_flight_records + 4)
         queue = Queue(sqs, settings.queue_url, settings.dead_letter_queue_url)
-        worker = Worker(settings, queue, PhotoStore(dynamodb, settings.photos_table), Metrics())
+        store = PhotoStore(dynamodb, settings.photos_table, settings.write_mode)
+        worker = Worker(settings, queue, store, Metrics())
         await worker.run(stop)
