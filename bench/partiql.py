@@ -5,7 +5,8 @@ photo-ingest's `WRITE_MODE=batch` can be measured (`--worker-env WRITE_MODE=batc
 bench/endpoint.py serves `PutItem` but not PartiQL. This module adds, without changing that file, the one
 statement photo-ingest sends: `INSERT INTO "<table>" VALUE {'<name>': ?, ...}` with `Parameters`. As DynamoDB
 does, an INSERT whose key exists answers `DuplicateItem` for that statement alone and overwrites nothing; a
-batch holds 1-25 statements, and two statements on one item fail the whole call (as `BatchWriteItem` does).
+batch holds 1-25 statements. Two statements on one item fail the whole call, as `BatchWriteItem`'s do (what
+`BatchExecuteStatement` does with them is not documented; photo-ingest never sends them).
 """
 
 from __future__ import annotations

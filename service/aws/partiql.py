@@ -6,7 +6,8 @@ nothing is overwritten. Answers are per statement, so each record keeps its own 
 for an insert, the statement's `Error` for an item that exists (the store confirms whose it is), and raises a
 `ClientError` carrying the API's own error code for anything else, so `service.aws.errors.classify` and the
 intake limiter treat a refused statement exactly like a refused `PutItem`. Two statements on one item never
-share a call: DynamoDB refuses such a batch whole.
+share a call: `BatchWriteItem` refuses such a batch whole, and `BatchExecuteStatement`
+does not document what it does with one.
 """
 
 from __future__ import annotations
