@@ -34,7 +34,7 @@ RUN /opt/build/bin/python -m pip wheel --no-build-isolation --no-deps --wheel-di
 # filesystem costs no start-up time.
 COPY config/constraints.txt /tmp/constraints.txt
 RUN python -m venv /opt/venv \
-    && /opt/venv/bin/python -m pip install --only-binary=:all: --constraint /tmp/constraints.txt /wheels/*.whl \
+    && /opt/venv/bin/python -m pip install --only-binary=:all: --constraint /tmp/constraints.txt "$(echo /wheels/*.whl)[fast]" \
     && /opt/venv/bin/python -m pip uninstall --yes pip setuptools
 
 

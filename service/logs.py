@@ -9,7 +9,8 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import structlog
 
@@ -22,7 +23,8 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if use_json:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        renderer = structlog.processors.JSONRenderer(**({"serializer": dumps} if (dumps := _orjson_dumps()) else {}))
+        processors += [structlog.processors.format_exc_info, renderer]
     else:
         processors.append(structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty()))
     structlog.configure(
@@ -31,3 +33,16 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def _orjson_dumps() -> Callable[..., str] | None:
+    """orjson's serializer when the `fast` extra is installed (the image installs it); else the standard one."""
+    try:
+        import orjson  # noqa: PLC0415 - optional: the worker runs without it
+    except ImportError:
+        return None
+
+    def dumps(value: Any, **kwargs: Any) -> str:
+        return orjson.dumps(value, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+
+    return dumps

@@ -24,7 +24,8 @@ MINISTACK_LITERAL_KEYS = (
     "a key with `+` or `%` would be decoded into another key"
 )
 MOTO_CANNOT_BATCH = (
-    "moto's PartiQL INSERT ignores `?` parameters and overwrites an existing item: it cannot run WRITE_MODE=batch"
+    "moto 5.2 answers a PartiQL INSERT with `?` parameters with HTTP 500 (earlier releases ignored them and "
+    "overwrote the item): it cannot run WRITE_MODE=batch"
 )
 
 

@@ -264,11 +264,11 @@ async def run_until_stopped(settings: Settings, stop: asyncio.Event) -> None:
     await run_worker(settings, stop)
 
 
-async def test_delete_batch_failures_are_noticed(stack: Stack) -> None:
+async def test_delete_batch_failures_are_noticed(emulator: Stack) -> None:
     """DeleteMessageBatch answers 200 with `Failed` entries; those are retried once and reported, not assumed done."""
-    stack.send(event_body("s3-direct-put-photos-raw"))
+    emulator.send(event_body("s3-direct-put-photos-raw"))
     async with AsyncExitStack() as exits:
-        queue = Queue(await open_sqs(exits, aioboto3.Session(), 4, 1), stack.queue_url)
+        queue = Queue(await open_sqs(exits, aioboto3.Session(), 4, 1), emulator.queue_url)
         (message,) = await queue.receive(10, 1, None)
         bogus = type(message)(message.message_id, "not-a-receipt-handle", message.body, 1, None)
         with capture_logs() as logs:
@@ -276,4 +276,4 @@ async def test_delete_batch_failures_are_noticed(stack: Stack) -> None:
     assert results == [True, False]
     failures = [entry for entry in logs if entry["event"] == "sqs.delete_entry_failed"]
     assert [entry["attempt"] for entry in failures] == [1, 2]
-    assert stack.depth() == 0
+    assert emulator.depth() == 0
