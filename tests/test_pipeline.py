@@ -7,7 +7,7 @@ from contextlib import AsyncExitStack
 from typing import Any
 
 import pytest
-from botocore import handlers
+from botocore import auth, handlers
 
 from service.aws.clients import make_session, open_dynamodb, open_sqs
 
@@ -63,3 +63,16 @@ async def test_in_lambda_the_trace_id_handler_stays(monkeypatch: pytest.MonkeyPa
     async with AsyncExitStack() as exits:
         client = await open_dynamodb(exits, make_session(), 2)
         assert handler_names(client, "before-call.dynamodb.PutItem") == {"add_recursion_detection_header"}
+
+
+async def test_the_signers_host_parsing_is_cached_and_answers_as_before() -> None:
+    """Once a client is trimmed, botocore's SigV4 host parser is cached; it gives the host (and a non-default
+    port, IPv6 in brackets) exactly as before."""
+    async with AsyncExitStack() as exits:
+        await open_sqs(exits, make_session(), 2, 20)
+    host_from_url = auth._host_from_url  # type: ignore[attr-defined]
+    assert host_from_url("https://sqs.eu-west-1.amazonaws.com/") == "sqs.eu-west-1.amazonaws.com"
+    assert host_from_url("http://127.0.0.1:4566/") == "127.0.0.1:4566"
+    assert host_from_url("http://[::1]:8000/") == "[::1]:8000"
+    assert host_from_url("https://sqs.eu-west-1.amazonaws.com/") == "sqs.eu-west-1.amazonaws.com"
+    assert host_from_url.cache_info().hits >= 1
