@@ -98,6 +98,7 @@ class Settings(IngestSettings):
     retry_backoff_base_seconds: float = Field(2.0, gt=0)
     retry_backoff_max_seconds: float = Field(300.0, gt=0, le=SQS_MAX_VISIBILITY_SECONDS)
     shutdown_timeout_seconds: float = Field(20.0, gt=0, le=115)
+    write_mode: Literal["put", "batch"] = "put"  # batch: PartiQL INSERTs, 25 a call (needs dynamodb:PartiQLInsert)
 
     metrics_enabled: bool = True
     metrics_interval_seconds: float = Field(60.0, gt=0)

@@ -7,9 +7,11 @@ messages never see each other's fields.
 
 from __future__ import annotations
 
+import json
 import logging
 import sys
-from typing import Literal
+from collections.abc import Callable
+from typing import Any, Literal
 
 import structlog
 
@@ -24,7 +26,8 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
     if use_json:
-        processors += [structlog.processors.format_exc_info, structlog.processors.JSONRenderer()]
+        renderer = structlog.processors.JSONRenderer(**({"serializer": dumps} if (dumps := _orjson_dumps()) else {}))
+        processors += [structlog.processors.format_exc_info, renderer]
     else:  # a terminal: a key's ESC or CR must not reach it as they are
         processors += [_printable_values, structlog.dev.ConsoleRenderer(colors=sys.stdout.isatty())]
     structlog.configure(
@@ -37,3 +40,19 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
 
 def _printable_values(_logger: object, _method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
     return {name: printable(value) if isinstance(value, str) else value for name, value in event.items()}
+
+
+def _orjson_dumps() -> Callable[..., str] | None:
+    """orjson's serializer when the `fast` extra is installed (the image installs it); else the standard one."""
+    try:
+        import orjson  # noqa: PLC0415 - optional: the worker runs without it
+    except ImportError:
+        return None
+
+    def dumps(value: Any, **kwargs: Any) -> str:
+        try:
+            return orjson.dumps(value, default=kwargs.get("default"), option=orjson.OPT_NON_STR_KEYS).decode()
+        except orjson.JSONEncodeError:  # a lone surrogate (a hostile key): orjson refuses what json escapes
+            return json.dumps(value, **kwargs)
+
+    return dumps

@@ -38,6 +38,15 @@ def load_settings(cls: type[SettingsT] = Settings, **overrides: Any) -> Settings
         raise ConfigurationError("; ".join(lines)) from None
 
 
+def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
+    """uvloop's event loop when the `fast` extra is installed (the image installs it), else asyncio's own."""
+    try:
+        import uvloop  # noqa: PLC0415 - optional: the worker runs without it
+    except ImportError:
+        return None
+    return uvloop.new_event_loop
+
+
 def install_stop_handlers(stop: asyncio.Event) -> None:
     """SIGTERM (ECS, Kubernetes, docker stop) and SIGINT (Ctrl-C) only request a stop; the work drains."""
     loop = asyncio.get_running_loop()

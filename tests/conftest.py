@@ -1,7 +1,8 @@
 """Fixtures: one moto server per test session (a real HTTP endpoint on 127.0.0.1), reset before each test.
 
 The worker reaches it exactly as it reaches AWS, through `AWS_ENDPOINT_URL`. Tests set up and inspect state
-with plain boto3; the product's own calls are never mocked.
+with plain boto3; the product's own calls are never mocked. The end-to-end tests of the core take `emulator`
+instead of `stack`: the same world, once on moto and once on ministack (tests/emulators.py).
 """
 
 from __future__ import annotations
@@ -22,6 +23,7 @@ import structlog.testing
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from service.config import Settings
+from tests.emulators import MOTO_CANNOT_BATCH, ministack_server, reset_ministack
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"
@@ -68,6 +70,7 @@ class Stack:
     queue_url: str
     dlq_url: str
     table: str = "Photos"
+    emulator: str = "moto"
 
     def settings(self, **overrides: Any) -> Settings:
         values: dict[str, Any] = {
@@ -82,6 +85,12 @@ class Stack:
             "health_file": Path(f"/tmp/photo-ingest-test-{os.getpid()}.health"),
         }
         return Settings(**(values | overrides))  # type: ignore[arg-type]
+
+    def write_mode(self, mode: str) -> str:
+        """`mode`, after skipping the test where this emulator cannot serve it."""
+        if mode == "batch" and self.emulator == "moto":
+            pytest.skip(MOTO_CANNOT_BATCH)
+        return mode
 
     def send(self, *bodies: str) -> set[str]:
         """Send the bodies in batches of 10; the ids of the messages sent."""
@@ -151,10 +160,12 @@ def reset_moto(endpoint: str) -> None:
         assert response.status == 200
 
 
-@pytest.fixture
-def stack(moto_endpoint: str) -> Stack:
-    reset_moto(moto_endpoint)
-    sqs = boto3.client("sqs", region_name=REGION)
+def build_stack(endpoint: str, emulator: str = "moto") -> Stack:
+    """The bucket, the queue with its dead-letter queue, and the table, on an emulator just reset."""
+    clients = {
+        name: boto3.client(name, region_name=REGION, endpoint_url=endpoint) for name in ("sqs", "s3", "dynamodb")
+    }
+    sqs = clients["sqs"]
     dlq_url = sqs.create_queue(QueueName="photos-dlq")["QueueUrl"]
     dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
     queue_url = sqs.create_queue(
@@ -164,11 +175,34 @@ def stack(moto_endpoint: str) -> Stack:
             "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "5"}),
         },
     )["QueueUrl"]
-    s3 = boto3.client("s3", region_name=REGION)
-    s3.create_bucket(Bucket=BUCKET)
-    built = Stack(moto_endpoint, sqs, boto3.client("dynamodb", region_name=REGION), s3, queue_url, dlq_url)
+    clients["s3"].create_bucket(Bucket=BUCKET)
+    built = Stack(endpoint, sqs, clients["dynamodb"], clients["s3"], queue_url, dlq_url, emulator=emulator)
     built.create_table()
     return built
+
+
+@pytest.fixture
+def stack(moto_endpoint: str) -> Stack:
+    reset_moto(moto_endpoint)
+    return build_stack(moto_endpoint)
+
+
+@pytest.fixture(scope="session")
+def ministack_endpoint(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    with ministack_server(tmp_path_factory.mktemp("ministack") / "ministack.log") as endpoint:
+        yield endpoint
+
+
+@pytest.fixture(params=["moto", "ministack"])
+def emulator(request: pytest.FixtureRequest, moto_endpoint: str, monkeypatch: pytest.MonkeyPatch) -> Stack:
+    """`stack`, on each emulator in turn; the worker (and any child process) is pointed at that one."""
+    if request.param == "moto":
+        reset_moto(moto_endpoint)
+        return build_stack(moto_endpoint)
+    endpoint: str = request.getfixturevalue("ministack_endpoint")
+    reset_ministack(endpoint)
+    monkeypatch.setenv("AWS_ENDPOINT_URL", endpoint)
+    return build_stack(endpoint, "ministack")
 
 
 def capture_logs() -> Any:

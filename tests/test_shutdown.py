@@ -10,6 +10,8 @@ import sys
 from datetime import datetime
 from pathlib import Path
 
+import pytest
+
 from service.ingest.ids import photo_id
 from tests.conftest import Stack, capture_logs, deleted, eventually, run_until
 
@@ -53,13 +55,13 @@ def seconds_between(events: dict[str, object], first: str, last: str) -> float:
     return elapsed.total_seconds()
 
 
-async def test_sigterm_while_idle_cuts_the_long_poll_and_exits_0(stack: Stack, tmp_path: Path) -> None:
+async def test_sigterm_while_idle_cuts_the_long_poll_and_exits_0(emulator: Stack, tmp_path: Path) -> None:
     """An idle worker in a 20 s long poll stops on SIGTERM without waiting the poll out, with exit code 0.
 
     Every long poll starts after `worker.started`, so a worker that logs `worker.stopped` less than 20 s after
     it (its own timestamps: the test's scheduling does not count) cut its polls short. How fast it stops
     (about 0.1 s, and 0.5 s to exit) is measured by bench/shutdown_latency.py, not bounded here."""
-    worker = start_worker(stack, tmp_path)
+    worker = start_worker(emulator, tmp_path)
     try:
         await eventually((tmp_path / "health").exists, 20)  # the first beat: the pollers are about to poll
         worker.send_signal(signal.SIGTERM)
@@ -72,28 +74,35 @@ async def test_sigterm_while_idle_cuts_the_long_poll_and_exits_0(stack: Stack, t
     assert seconds_between(events, "worker.started", "worker.stopped") < LONG_POLL_S
 
 
-async def test_sigterm_while_busy_drains_exits_0_and_loses_nothing(stack: Stack, tmp_path: Path) -> None:
+@pytest.mark.parametrize("write_mode", ["put", "batch"])
+async def test_sigterm_while_busy_drains_exits_0_and_loses_nothing(
+    emulator: Stack, write_mode: str, tmp_path: Path
+) -> None:
     """Mid-backlog SIGTERM: in-flight work completes or is released, exit 0; a second worker finishes the rest.
 
     "The rest" is every message sent: the two workers' `message.deleted` events name them all."""
+    mode = emulator.write_mode(write_mode)
     keys = [f"photos-raw/busy/{n:03d}.jpg" for n in range(300)]
-    sent = stack.send(*(body(key) for key in keys))
+    sent = emulator.send(*(body(key) for key in keys))
     # A long poll cut short by SIGTERM leaves its messages hidden for their visibility timeout: keep it short.
-    worker = start_worker(stack, tmp_path, MAX_IN_FLIGHT_RECORDS="20", POLLERS="2", VISIBILITY_TIMEOUT_SECONDS="5")
+    settings = {"MAX_IN_FLIGHT_RECORDS": "20", "POLLERS": "2", "VISIBILITY_TIMEOUT_SECONDS": "5", "WRITE_MODE": mode}
+    worker = start_worker(emulator, tmp_path, **settings)
     try:
-        await eventually(lambda: len(stack.items()) >= 20, 60)
+        await eventually(lambda: len(emulator.items()) >= 20, 60)
         worker.send_signal(signal.SIGTERM)
         assert worker.wait(timeout=15) == 0
     finally:
         worker.kill()
     events = [entry["event"] for entry in log_events(tmp_path)]
     assert events[-1] == "worker.stopped"
-    written_before_restart = len(stack.items())
+    written_before_restart = len(emulator.items())
     assert written_before_restart < len(keys), "the worker finished everything before SIGTERM: nothing was tested"
     deleted_before_restart = deleted(log_events(tmp_path))
     with capture_logs() as logs:
-        await run_until(stack.settings(), lambda: deleted_before_restart | deleted(logs) >= sent, timeout_s=90)
-    assert stack.depth() == 0
-    items = stack.items()
+        await run_until(
+            emulator.settings(write_mode=mode), lambda: deleted_before_restart | deleted(logs) >= sent, timeout_s=90
+        )
+    assert emulator.depth() == 0
+    items = emulator.items()
     assert set(items) == {photo_id(BUCKET, key) for key in keys}
     assert all(items[photo_id(BUCKET, key)]["s3Key"] == key for key in keys)

@@ -23,6 +23,7 @@ import botocore
 from aiobotocore.config import AioConfig
 
 from service import __version__
+from service.aws.pipeline import trim
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -63,12 +64,14 @@ def client_config(max_pool_connections: int, read_timeout_s: float, *, max_attem
 async def open_sqs(stack: AsyncExitStack, session: aioboto3.Session, pool: int, wait_s: int) -> SQSClient:
     config = client_config(pool, wait_s + LONG_POLL_MARGIN_S)
     client: SQSClient = await stack.enter_async_context(session.client("sqs", config=config))
+    trim(client)
     return client
 
 
 async def open_dynamodb(stack: AsyncExitStack, session: aioboto3.Session, pool: int) -> DynamoDBClient:
     config = client_config(pool, DYNAMODB_READ_TIMEOUT_S, max_attempts=DYNAMODB_MAX_ATTEMPTS)
     client: DynamoDBClient = await stack.enter_async_context(session.client("dynamodb", config=config))
+    trim(client)
     return client
 
 

@@ -1,10 +1,16 @@
-"""The Photos table: one conditional put per photo, answered as an outcome, never as an exception
-for a duplicate. Every other error is re-raised for `service.aws.errors` to classify."""
+"""The Photos table: one conditional write per photo, answered as an outcome, never as an exception
+for a duplicate. Every other error is re-raised for `service.aws.errors` to classify.
+
+WRITE_MODE=put (the default) sends one `PutItem` with `attribute_not_exists(photoId)` per photo;
+WRITE_MODE=batch sends PartiQL `INSERT`s in batches (`service.aws.partiql`). Either way a failed condition
+counts as a duplicate only once the stored item is seen to name the same object: the item DynamoDB returns
+with the refusal, or else a strongly consistent `GetItem`."""
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 
+from service.aws.partiql import BatchInserts
 from service.ingest.items import Item
 from service.ingest.outcomes import PutOutcome
 
@@ -15,11 +21,14 @@ if TYPE_CHECKING:
 class PhotoStore:
     """Writes Photos items through one long-lived low-level DynamoDB client."""
 
-    def __init__(self, client: DynamoDBClient, table: str) -> None:
+    def __init__(self, client: DynamoDBClient, table: str, write_mode: Literal["put", "batch"] = "put") -> None:
         self._client = client
         self._table = table
+        self._inserts = BatchInserts(client, table) if write_mode == "batch" else None
 
     async def put(self, item: Item) -> PutOutcome:
+        if self._inserts is not None:
+            return await self._insert(self._inserts, item)
         try:
             await self._client.put_item(
                 TableName=self._table,
@@ -30,6 +39,19 @@ class PhotoStore:
         except self._client.exceptions.ConditionalCheckFailedException as exc:
             return _same_object(exc.response.get("Item"), item)
         return PutOutcome.INSERTED
+
+    async def _insert(self, inserts: BatchInserts, item: Item) -> PutOutcome:
+        error = await inserts.submit(item)
+        if error is None:
+            return PutOutcome.INSERTED
+        stored = error.get("Item") or await self._stored(item)
+        return _same_object(stored, item)
+
+    async def _stored(self, item: Item) -> object:
+        """The item now under this photoId (None if there is none), read strongly consistently."""
+        key = {"photoId": item["photoId"]}
+        response = await self._client.get_item(TableName=self._table, Key=key, ConsistentRead=True)
+        return response.get("Item")
 
     async def describe(self) -> dict[str, Any]:
         response = await self._client.describe_table(TableName=self._table)

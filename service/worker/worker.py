@@ -202,7 +202,7 @@ async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
         sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
         dynamodb = await open_dynamodb(stack, session, settings.max_in_flight_records + 4)
         queue = Queue(sqs, settings.queue_url, settings.dead_letter_queue_url)
-        table = PhotoStore(dynamodb, settings.photos_table)
+        table = PhotoStore(dynamodb, settings.photos_table, settings.write_mode)
         store: Store = table
         if settings.verify_objects:  # an S3 client only when it is asked for
             store = VerifiedStore(table, await open_s3(stack, session, settings.max_in_flight_records + 4))
