@@ -243,7 +243,9 @@ def test_only_the_bucket_the_topic_and_the_operators_may_send_to_the_queue() -> 
     """The queue policy allows S3 for this bucket (and the SNS topic when one is given), and denies SendMessage
     to every other service and to every principal but the stack's operator role (redrive, fleet backfill)."""
     parsed = template()
-    policy = resolved(parsed["Resources"]["QueuePolicy"]["Properties"], {"HasSourceTopic": True})
+    policy = resolved(
+        parsed["Resources"]["QueuePolicy"]["Properties"], {"HasSourceTopic": True, "WantsBackfillTask": False}
+    )
     by_sid = {statement["Sid"]: statement for statement in statements(policy)}
     bucket_arn = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}"}
     services, principals = by_sid["DenyOtherServiceSenders"], by_sid["DenyOtherPrincipalSenders"]
@@ -252,9 +254,19 @@ def test_only_the_bucket_the_topic_and_the_operators_may_send_to_the_queue() -> 
     assert services["Condition"]["Bool"] == {"aws:PrincipalIsAWSService": "true"}
     assert services["Condition"]["ArnNotEquals"]["aws:SourceArn"] == [bucket_arn, {"Ref": "SourceTopicArn"}]
     assert principals["Condition"]["BoolIfExists"] == {"aws:PrincipalIsAWSService": "false"}
-    assert principals["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": {"Fn::GetAtt": ["OperatorRole", "Arn"]}}
+    assert principals["Condition"]["ArnNotEquals"] == {"aws:PrincipalArn": [{"Fn::GetAtt": ["OperatorRole", "Arn"]}]}
+    with_backfill = resolved(
+        parsed["Resources"]["QueuePolicy"]["Properties"], {"HasSourceTopic": True, "WantsBackfillTask": True}
+    )
+    [senders] = [s for s in statements(with_backfill) if s["Sid"] == "DenyOtherPrincipalSenders"]
+    assert senders["Condition"]["ArnNotEquals"]["aws:PrincipalArn"] == [
+        {"Fn::GetAtt": ["OperatorRole", "Arn"]},
+        {"Fn::GetAtt": ["BackfillTaskRole", "Arn"]},  # the fleet backfill's task sends the notifications
+    ]
     assert by_sid["SourceTopicNotifications"]["Principal"] == {"Service": "sns.amazonaws.com"}
-    without_topic = resolved(parsed["Resources"]["QueuePolicy"]["Properties"], {"HasSourceTopic": False})
+    without_topic = resolved(
+        parsed["Resources"]["QueuePolicy"]["Properties"], {"HasSourceTopic": False, "WantsBackfillTask": False}
+    )
     assert "SourceTopicNotifications" not in {s["Sid"] for s in statements(without_topic)}
     operator = parsed["Resources"]["OperatorRole"]["Properties"]
     sends = {
@@ -273,7 +285,7 @@ def test_the_queues_and_the_bucket_refuse_requests_without_tls() -> None:
         ("DeadLetterQueuePolicy", "DeadLetterQueue"),
         ("RawBucketPolicy", "RawBucket"),
     ):
-        policy = resolved(resources[name]["Properties"], {"HasSourceTopic": False})
+        policy = resolved(resources[name]["Properties"], {"HasSourceTopic": False, "WantsBackfillTask": False})
         [tls] = [s for s in statements(policy) if s["Sid"] == "DenyWithoutTls"]
         assert (tls["Effect"], tls["Principal"], tls["Condition"]) == (
             "Deny",
