@@ -289,3 +289,13 @@ def test_check_warns_while_an_allowlist_is_unset() -> None:
     assert [f.level for f in allowed] == [Level.OK, Level.OK]
     assert "beetroot-raw" in allowed[0].text
     assert "no SNS envelope" in allowed[1].text
+
+
+def test_a_topic_arn_that_is_not_a_string_is_untrusted_not_a_crash() -> None:
+    """Found by the property test: `"TopicArn": []` with an allowlist raised TypeError (unhashable) instead of
+    being classified; any TopicArn that is not one of the allowed strings is `untrusted_topic`."""
+    trust = Trust(allowed_topic_arns=frozenset({"arn:aws:sns:us-east-1:111122223333:t"}))
+    envelope = json.dumps({"Type": "Notification", "Message": "{}", "TopicArn": []})
+    with pytest.raises(PoisonMessageError) as caught:
+        parse_body(envelope, PREFIX, trust)
+    assert caught.value.reason == "untrusted_topic"

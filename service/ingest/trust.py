@@ -43,7 +43,9 @@ class Trust:
 
     def topic(self, arn: object) -> None:
         """The `TopicArn` of an SNS envelope; a missing one is untrusted too once there is an allowlist."""
-        if self.allowed_topic_arns is not None and arn not in self.allowed_topic_arns:
+        if self.allowed_topic_arns is None:
+            return
+        if not isinstance(arn, str) or arn not in self.allowed_topic_arns:  # a list or a number is no topic
             raise PoisonMessageError("untrusted_topic", shown(arn, 300))
 
     def records(self, count: int) -> None:
