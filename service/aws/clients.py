@@ -6,8 +6,8 @@ Region, credentials and endpoints come from the SDK's own chain (`AWS_REGION`, t
 Retries are pinned here rather than inherited, since the AWS SDKs' defaults change in late 2026
 (docs/throughput.md, "The SDK's retries"): botocore's `standard` mode (`legacy`, botocore 1.40's default, does
 not retry DynamoDB's `RequestLimitExceeded`), 3 attempts in all for SQS and S3, and 2 for DynamoDB: one SDK
-retry covers a dropped connection or a 500, and a throttle that outlasts it reaches the worker's limiter at
-once, which shrinks the in-flight limit and retries the put in process. `AWS_RETRY_MODE` and
+retry covers a dropped connection or a 500. A throttled write is not retried by the SDK at all (retries.py): it
+reaches the worker's write pace and limiter at once, which slow down and retry the put in process. `AWS_RETRY_MODE` and
 `AWS_MAX_ATTEMPTS` still override both; the connect and read timeouts below are fixed.
 """
 
@@ -24,6 +24,7 @@ from aiobotocore.config import AioConfig
 
 from service import __version__
 from service.aws.pipeline import trim
+from service.aws.retries import leave_write_throttles_to_caller
 
 if TYPE_CHECKING:
     from types_aiobotocore_dynamodb import DynamoDBClient
@@ -72,6 +73,7 @@ async def open_dynamodb(stack: AsyncExitStack, session: aioboto3.Session, pool: 
     config = client_config(pool, DYNAMODB_READ_TIMEOUT_S, max_attempts=DYNAMODB_MAX_ATTEMPTS)
     client: DynamoDBClient = await stack.enter_async_context(session.client("dynamodb", config=config))
     trim(client)
+    leave_write_throttles_to_caller(client)
     return client
 
 
