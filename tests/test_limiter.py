@@ -15,6 +15,7 @@ from service.ingest.events import ObjectRecord, SkippedRecord
 from service.ingest.items import Item
 from service.ingest.limiter import DECREASE, LOG_EVERY_S, Limiter
 from service.ingest.outcomes import Disposition, Outcome, PutOutcome
+from service.ingest.pace import WritePace
 from service.ingest.settle import Ingest
 from service.metrics import Metrics
 
@@ -200,9 +201,9 @@ async def test_a_throttled_put_waits_unless_its_deadline_is_near_or_the_limiter_
 
 async def test_a_message_of_many_records_holds_at_most_the_limit() -> None:
     """300 records of one message and ten messages of 50 at once, with 8 slots: never more than 8 puts run,
-    every record is stored, and every slot comes back."""
+    every record is stored, and every slot comes back. (A write pace that never binds: this is about slots.)"""
     store, limiter = CountingStore(), Limiter(8)
-    ingest = Ingest(store, "photos-raw/", Metrics(), limiter=limiter)
+    ingest = Ingest(store, "photos-raw/", Metrics(), limiter=limiter, pace=WritePace())
     big = await ingest.settle(records(300, "big"))
     many = await asyncio.gather(*(ingest.settle(records(50, f"m{n}")) for n in range(10)))
     assert store.peak == 8

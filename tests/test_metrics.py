@@ -150,7 +150,8 @@ async def test_a_worker_run_emits_valid_emf_lines_whose_counts_match_the_run(
     assert max(d.get("EndToEndLagMax", 0) for d in documents) > 3600  # the events are from 2024
     assert max(d.get("MessageAgeMax", 0) for d in documents) < 60
     assert documents[-1]["InFlightRecords"] == 0
-    assert {document["InFlightLimit"] for document in documents} == {128}  # MAX_IN_FLIGHT_RECORDS: no throttle
+    limits = [document["InFlightLimit"] for document in documents]  # from one round of receives (4 x 10) up
+    assert limits == sorted(limits) and 40 <= limits[0] <= limits[-1] <= 128  # and never down: no throttle
 
 
 def test_an_idle_interval_reports_zero_counts_and_no_timings() -> None:

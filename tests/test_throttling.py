@@ -127,3 +127,40 @@ def test_the_sdk_retries_are_pinned_unless_the_environment_says_otherwise(
         assert "total_max_attempts" not in sqs.retries
     monkeypatch.setenv("AWS_RETRY_MODE", "adaptive")
     assert client_config(4, 10).retries["mode"] == "adaptive"
+
+
+@pytest.mark.parametrize(
+    ("operation", "kind", "attempts"),
+    [
+        ("PutItem", "throttle", 1),  # the pace retries it, paced
+        ("PutItem", "server_error", DYNAMODB_MAX_ATTEMPTS),  # the SDK retries it, as before
+        ("GetItem", "throttle", DYNAMODB_MAX_ATTEMPTS),  # not a paced write: the SDK's
+    ],
+)
+async def test_the_sdk_leaves_only_a_throttled_write_to_the_pace(
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, operation: str, kind: str, attempts: int
+) -> None:
+    """Through the product's own DynamoDB client and a proxy that faults every call of one operation: a
+    throttled PutItem reaches the caller after one attempt, while a PutItem that failed with a 500 and a
+    throttled GetItem are retried by the SDK."""
+    from contextlib import AsyncExitStack
+
+    from botocore.exceptions import ClientError
+
+    from service.aws.clients import make_session, open_dynamodb
+    from service.aws.errors import ErrorKind, classify
+
+    proxy = FaultProxy(stack.endpoint, rate=1.0, kinds=(kind,), services=DYNAMODB_ONLY, operations={operation})
+    key = {"photoId": {"S": "sdk-retries"}}
+    with proxy:
+        monkeypatch.setenv("AWS_ENDPOINT_URL", proxy.url)
+        async with AsyncExitStack() as exits:
+            client = await open_dynamodb(exits, make_session(), pool=2)
+            if operation == "PutItem":
+                call = client.put_item(TableName="Photos", Item=key)
+            else:
+                call = client.get_item(TableName="Photos", Key=key)  # type: ignore[assignment]
+            with pytest.raises(ClientError) as raised:
+                await call
+    assert classify(raised.value) is {"throttle": ErrorKind.THROTTLED, "server_error": ErrorKind.UNAVAILABLE}[kind]
+    assert proxy.calls(operation) == attempts

@@ -3,7 +3,8 @@ decrease (AIMD, the client-side limit that Netflix's concurrency-limits recommen
 
     pollers ── reserve (one slot per message they may receive) ──┐
     records ── acquire (one slot per record, in turn) ───────────┴─▶ at most `limit` slots in use
-    every put that succeeds: limit + 1/limit (about one slot more per round of puts), up to `ceiling`
+    every put that succeeds: limit + 1/limit (about one slot more per round of puts), up to `ceiling`;
+                             from `initial`, limit + 1 (doubling every round) until the first throttle
     a throttle:              limit x DECREASE, once per round, down to `floor`
 
 A received message hands its slot to its first record; every further record acquires one and waits its turn,
@@ -54,14 +55,23 @@ async def wait_any(*events: asyncio.Event, timeout_s: float | None = None) -> No
 
 
 class Limiter:
-    """`Limiter(n)` adapts between 1 and n; `Limiter(n, floor=n)` is a plain bounded one."""
+    """`Limiter(n)` adapts between 1 and n; `Limiter(n, floor=n)` is a plain bounded one. With `initial`, it
+    starts there and doubles each round until a throttle (a slow start, so a fleet that starts against a table
+    already at its limit does not open with n throttled puts each)."""
 
-    def __init__(self, ceiling: int, floor: int = 1, clock: Callable[[], float] = time.monotonic) -> None:
+    def __init__(
+        self,
+        ceiling: int,
+        floor: int = 1,
+        clock: Callable[[], float] = time.monotonic,
+        initial: int | None = None,
+    ) -> None:
         self.ceiling = ceiling
         self.floor = min(floor, ceiling)
         self.in_use = 0
         self.epoch = 0
-        self._limit = float(ceiling)
+        self._limit = float(max(self.floor, min(ceiling, initial or ceiling)))
+        self._slow_start = self._limit < ceiling
         self._turns: deque[asyncio.Future[None]] = deque()
         self._room = asyncio.Event()
         self._closed = asyncio.Event()
@@ -114,12 +124,13 @@ class Limiter:
     def succeeded(self) -> None:
         """Additive increase, while at least half the slots are in use (an idle limit proves nothing)."""
         if self._limit < self.ceiling and self.in_use * 2 >= self.limit:
-            self._limit = min(float(self.ceiling), self._limit + 1 / self._limit)
+            self._limit = min(float(self.ceiling), self._limit + (1 if self._slow_start else 1 / self._limit))
             self.release(0)  # a grown limit lets the next record in
         self._report()
 
     def throttled(self, epoch: int) -> None:
         """Multiplicative decrease, once per round: `epoch` is the one the throttled put started in."""
+        self._slow_start = False
         if epoch == self.epoch:
             self.epoch += 1
             self._limit = max(float(self.floor), self._limit * DECREASE)

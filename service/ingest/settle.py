@@ -26,6 +26,7 @@ from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, Skipp
 from service.ingest.items import Item, build_item
 from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide, reason
+from service.ingest.pace import WritePace
 from service.ingest.throttles import ThrottledPuts
 from service.ingest.trust import ANY_SENDER, UNTRUSTED_REASONS, Trust
 from service.metrics import Metrics
@@ -67,7 +68,8 @@ class Settlement:
 
 
 class Ingest:
-    """Settles records through one store, within the slots of one limiter. One instance serves a whole process.
+    """Settles records through one store, within the slots of one limiter and the turns of one write pace. One
+    instance serves a whole process.
     `trust` is the boundary's rules (allowlists, record limit); the default checks the body's shape but believes
     any sender."""
 
@@ -79,6 +81,7 @@ class Ingest:
         watcher: PutWatcher | None = None,
         *,
         limiter: Limiter | None = None,
+        pace: WritePace | None = None,
         trust: Trust = ANY_SENDER,
     ) -> None:
         self._raw_prefix = raw_prefix
@@ -86,7 +89,7 @@ class Ingest:
         self._metrics = metrics
         self._watcher = watcher
         self._limiter = limiter or Limiter(DEFAULT_SLOTS, floor=DEFAULT_SLOTS)
-        self._puts = ThrottledPuts(store.put, self._limiter, metrics)
+        self._puts = ThrottledPuts(store.put, self._limiter, metrics, pace)
 
     async def settle_body(self, body: str, deadline: float | None = None) -> Settlement:
         """Parse one message body and settle its records; a body that can never succeed is quarantined."""

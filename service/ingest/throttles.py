@@ -1,5 +1,6 @@
-"""A put that DynamoDB throttles is retried in its slot, after a backoff, while its deadline allows; the
-limiter hears every answer (a success grows the limit, a throttle shrinks it). Each throttle is counted by
+"""A put that DynamoDB throttles is retried in its slot, after a backoff, while its deadline allows. Every
+attempt waits for its turn in the write pace (pace.py), and both the pace and the limiter hear every answer (a
+success grows them, a throttle shrinks them). Each throttle is counted by
 its scope (the metrics ThrottledKeyRange, ThrottledTableCapacity, ThrottledAccountLimit, ThrottledOther), and
 a key-range throttle is named in a warning, since backing off does not cure a hot key (docs/throughput.md).
 """
@@ -16,6 +17,7 @@ from service.aws.errors import ErrorKind, ThrottleScope, classify, error_code, t
 from service.ingest.items import Item
 from service.ingest.limiter import Limiter
 from service.ingest.outcomes import PutOutcome
+from service.ingest.pace import WritePace
 from service.metrics import Metrics
 
 log = structlog.get_logger("service.ingest.throttles")
@@ -24,34 +26,48 @@ HOT_KEY_WARNING_EVERY_S = 60.0  # per resource
 
 
 class ThrottledPuts:
-    def __init__(self, put: Callable[[Item], Awaitable[PutOutcome]], limiter: Limiter, metrics: Metrics) -> None:
+    def __init__(
+        self,
+        put: Callable[[Item], Awaitable[PutOutcome]],
+        limiter: Limiter,
+        metrics: Metrics,
+        pace: WritePace | None = None,
+    ) -> None:
         self._put = put
         self._limiter = limiter
+        self._pace = pace or WritePace()
         self._metrics = metrics
         self._warned_at: dict[str, float] = {}
 
     async def put(self, item: Item, deadline: float | None) -> PutOutcome:
         """The put, retried until `deadline` (monotonic seconds; None: never) while it is throttled. Any other
-        failure is raised at once, and so is the last throttle."""
+        failure is raised at once, and so is the last throttle. A retry whose turn in the pace would come after
+        the deadline is not made; a first attempt then goes at once (one attempt cannot flood a table)."""
         attempt = 0
         while True:
             attempt += 1
             epoch = self._limiter.epoch
+            pace_epoch = await self._pace.turn() if deadline is None or self._pace.due() <= deadline else -1
             try:
                 result = await self._put(item)
             except Exception as exc:
                 if classify(exc) is not ErrorKind.THROTTLED:
                     raise
-                self._throttled(exc, epoch, item["photoId"]["S"], attempt)
+                self._throttled(exc, epoch, pace_epoch, item["photoId"]["S"], attempt)
                 if deadline is None or not await self._limiter.backoff(attempt, deadline):
+                    raise
+                if self._pace.due() > deadline:
                     raise
             else:
                 self._limiter.succeeded()
+                self._pace.succeeded()
                 return result
 
-    def _throttled(self, exc: Exception, epoch: int, photo_id: str, attempt: int) -> None:
-        """Tell the limiter; count the throttle once per scope its reasons name; warn about a key range."""
+    def _throttled(self, exc: Exception, epoch: int, pace_epoch: int, photo_id: str, attempt: int) -> None:
+        """Tell the limiter and the pace; count the throttle once per scope its reasons name; warn about a key
+        range."""
         self._limiter.throttled(epoch)
+        self._pace.throttled(pace_epoch)
         scopes = throttle_scopes(exc)
         for scope in dict.fromkeys(scope for scope, _ in scopes):
             self._metrics.throttles[scope] += 1

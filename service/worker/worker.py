@@ -41,7 +41,8 @@ class Worker:
         self._settings = settings
         self._queue = queue
         self._metrics = metrics
-        self._limiter = Limiter(settings.max_in_flight_records)  # MAX_IN_FLIGHT_RECORDS is its ceiling
+        # MAX_IN_FLIGHT_RECORDS is the ceiling; the limit starts at one round of receives and doubles each round
+        self._limiter = Limiter(settings.max_in_flight_records, initial=settings.pollers * settings.receive_batch_size)
         ingest = Ingest(
             store, settings.raw_prefix, metrics, watcher=self, limiter=self._limiter, trust=settings.trust()
         )

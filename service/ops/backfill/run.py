@@ -31,6 +31,7 @@ from service.ops.backfill.progress import ResumePoint, Tally
 log = structlog.get_logger("service.ops.backfill.run")
 
 EVENT_NAME = "Backfill"  # the item's eventName: says where the item came from
+THROTTLE_RETRY_S = 120.0  # a throttled put is retried in process this long: a backfill has no visibility to keep
 _FATAL = frozenset({ErrorKind.MISSING, ErrorKind.FORBIDDEN})  # every other object would fail the same way
 
 
@@ -96,7 +97,7 @@ class Backfill:
             etag=obj.etag,  # without its quotes, as S3 events carry it
             version_id=obj.version_id,
         )
-        settled = (await self._ingest.settle([record])).records[0]
+        settled = (await self._ingest.settle([record], time.monotonic() + THROTTLE_RETRY_S)).records[0]
         if settled.kind in _FATAL:
             self._abort(f"put_{settled.kind}", settled.kind, settled.error)
         return settled.outcome.value
