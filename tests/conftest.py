@@ -20,10 +20,16 @@ import boto3
 import pytest
 import structlog.contextvars
 import structlog.testing
+from hypothesis import HealthCheck, settings
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from service.config import Settings
 from tests.emulators import MOTO_CANNOT_BATCH, ministack_server, reset_ministack
+
+# The property tests assert on what each example does, never on how long it took: on a loaded 2-core machine
+# Hypothesis's default 200 ms deadline and its "too slow" check fail runs that found nothing wrong.
+settings.register_profile("loaded-machine", deadline=None, suppress_health_check=[HealthCheck.too_slow])
+settings.load_profile("loaded-machine")
 
 EVENTS = Path(__file__).parent / "events"
 REGION = "us-east-1"

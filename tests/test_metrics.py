@@ -151,7 +151,8 @@ async def test_a_worker_run_emits_valid_emf_lines_whose_counts_match_the_run(
     assert max(d.get("MessageAgeMax", 0) for d in documents) < 60
     assert documents[-1]["InFlightRecords"] == 0
     limits = [document["InFlightLimit"] for document in documents]  # from one round of receives (4 x 10) up
-    assert limits == sorted(limits) and 40 <= limits[0] <= limits[-1] <= 128  # and never down: no throttle
+    assert limits == sorted(limits)  # and never down: no throttle
+    assert 40 <= limits[0] <= limits[-1] <= 128
 
 
 def test_an_idle_interval_reports_zero_counts_and_no_timings() -> None:
