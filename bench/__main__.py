@@ -1,7 +1,8 @@
 """`python -m bench`: the contenders side by side on one endpoint and one workload, the table, the targets.
 
-python -m bench                      N=20,000 at 0, 5 and 20 ms: naive, photo-ingest x1 and x2, floor, the
-                                     Node peer; then the fleet (1, 2, 3 processes sharing 300 writes/s)
+python -m bench                      N=20,000 at 0, 5 and 20 ms: naive, photo-ingest x1 and x2, photo-ingest
+                                     with WRITE_MODE=batch, floor, the Node peer, and the pairs (both at once);
+                                     then the fleet (1, 2, 3 processes sharing 300 writes/s)
 python -m bench --quick              a ~2 minute smoke test (N=2,000 at 0 and 20 ms, a small fleet)
 python -m bench --fleet-only         only the fleet table (add --label/--service-path to compare a build)
 python -m bench --soak               200,000 messages through one photo-ingest process: RSS over time
@@ -32,14 +33,19 @@ CONTENDERS = {
     "naive": ("naive", 1),
     "one": ("photo-ingest", 1),
     "two": ("photo-ingest", 2),
+    "batch": ("photo-ingest", 1),
     "floor": ("floor", 1),
     "node": ("node", 1),
 }
+WRITE_MODES = {"batch": {"WRITE_MODE": "batch"}}  # contenders that are photo-ingest in another mode: its env
+PAIRS = ("pair", "pair-node", "pair-batch-node")
+NODE_LABEL = "node sqs-consumer x1"
 NAIVE_N_DEFAULT = "0:5000,5:1000,20:500"  # the naive port is slow: ~25 msg/s at 20 ms; its rate is what counts
 TARGET_NAIVE_X = 40.0
 TARGET_FLOOR_X = 1.25
 TARGET_TWO_X = 1.6
 TARGET_SOAK_X = 1.1
+TARGET_NODE_X = 1.0  # issue 14: CPU per message at or below the Node peer's, in at least one mode
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -49,13 +55,14 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--latencies", default="0,5,20", help="per-request latencies in ms (default 0,5,20)")
     parser.add_argument(
         "--contenders",
-        default="naive,one,two,floor,node,pair,pair-node",
-        help="any of naive,one,two,floor,node,pair,pair-node",
+        default=",".join([*CONTENDERS, *PAIRS]),
+        help=f"any of {','.join([*CONTENDERS, *PAIRS])} (batch: photo-ingest x1 with WRITE_MODE=batch)",
     )
     parser.add_argument(
         "--pair-latencies",
         default="0",
-        help="latencies for `pair` (photo-ingest x1 and the floor at once) and `pair-node` (photo-ingest and Node)",
+        help="latencies for `pair` (photo-ingest x1 and the floor at once), `pair-node` (photo-ingest and Node) "
+        "and `pair-batch-node` (photo-ingest with WRITE_MODE=batch and Node)",
     )
     parser.add_argument("--quick", action="store_true", help="N=2,000, naive N 300/100, at 0 and 20 ms")
     parser.add_argument("--soak", action="store_true", help="only the soak: 200,000 messages, one process")
@@ -96,6 +103,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--results", type=Path, default=RESULTS, help="where the JSON goes (default bench/results)")
     parser.add_argument("--tag", default="", help="a name for this run, in the JSON file name")
     args = parser.parse_args(argv)
+    unknown = [name for name in contender_names(args) if name not in CONTENDERS and name not in PAIRS]
+    if unknown:
+        parser.error(f"--contenders: unknown {', '.join(unknown)}; any of {','.join([*CONTENDERS, *PAIRS])}")
     if args.quick:
         args.n, args.latencies, args.naive_n = 2_000, "0,20", "0:300,20:100"
         args.fleet_n, args.fleet_processes = 1_500, "1,3"
@@ -107,28 +117,60 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
 Job = tuple[Case, ...]  # one case alone, or two run at the same time (a pair)
 
 
+def contender_names(args: argparse.Namespace) -> list[str]:
+    return [name.strip() for name in args.contenders.split(",") if name.strip()]
+
+
+def mode_label(args: argparse.Namespace, mode: str) -> str:
+    """photo-ingest's label in a write mode: `photo-ingest batch` (its cases: `photo-ingest batch x1`)."""
+    return f"{args.label} {mode}"
+
+
+def modes(args: argparse.Namespace) -> dict[str, dict[str, str]]:
+    """The write modes as photo-ingest variants: label -> the env that selects the mode."""
+    return {mode_label(args, mode): env for mode, env in WRITE_MODES.items()}
+
+
 def plan(args: argparse.Namespace) -> list[Job]:
     jobs: list[Job] = []
-    names = [name.strip() for name in args.contenders.split(",")]
+    names = contender_names(args)
     if not args.soak and not args.fleet_only:
         naive_n = {float(k): int(v) for k, v in (pair.split(":") for pair in args.naive_n.split(","))}
         for latency in (float(x) for x in args.latencies.split(",")):
             for name in names:
-                if name.startswith("pair"):
+                if name in PAIRS:
                     continue
                 contender, processes = CONTENDERS[name]
                 n = min(args.n, naive_n.get(latency, args.n)) if contender == "naive" else args.n
-                labels = [args.label, *variants(args)] if contender == "photo-ingest" else [args.label]
+                labels = case_labels(args, name)
                 jobs.extend((Case(contender, latency, n, processes, variant=label),) for label in labels)
         for latency in (float(x) for x in args.pair_latencies.split(",")):
-            paired = Case("photo-ingest", latency, args.n, variant=args.label)
-            if "pair" in names:
-                jobs.append((paired, Case("floor", latency, args.n)))
-            if "pair-node" in names:
-                jobs.append((paired, Case("node", latency, args.n)))
+            jobs += pair_jobs(args, names, latency)
     if args.soak or args.with_soak:
         jobs.append((Case("photo-ingest", args.soak_latency, args.soak_n, 1, soak=True, variant=args.label),))
     return jobs
+
+
+def case_labels(args: argparse.Namespace, name: str) -> list[str]:
+    """A contender's labels: photo-ingest's in a write mode is that mode's; its others are the label and each
+    --variant; every other contender has one."""
+    if name in WRITE_MODES:
+        return [mode_label(args, name)]
+    if CONTENDERS[name][0] == "photo-ingest":
+        return [args.label, *variants(args)]
+    return [args.label]
+
+
+def pair_jobs(args: argparse.Namespace, names: list[str], latency: float) -> list[Job]:
+    """The pairs asked for, at one latency: two contenders at once, each on its own endpoint."""
+    paired = Case("photo-ingest", latency, args.n, variant=args.label)
+    batch = Case("photo-ingest", latency, args.n, variant=mode_label(args, "batch"))
+    pairs = {
+        "pair": (paired, Case("floor", latency, args.n)),
+        "pair-node": (paired, Case("node", latency, args.n)),
+        "pair-batch-node": (batch, Case("node", latency, args.n)),
+    }
+    return [job for name, job in pairs.items() if name in names]
 
 
 def fleet_of(args: argparse.Namespace) -> Fleet:
@@ -235,14 +277,16 @@ def run_all(jobs: list[Job], opts: Options, repeat: int) -> list[dict[str, Any]]
     return [median_result(results) for results in runs.values()]
 
 
-NODE_PAIR = (" (paired w/ node)", " (paired w/ photo-ingest)")
+def node_pair(variant: str) -> tuple[str, str]:
+    """The Node pair's suffixes: `photo-ingest x1 (paired w/ node)`, `node ... (paired w/ photo-ingest batch)`."""
+    return " (paired w/ node)", f" (paired w/ {variant})"
 
 
 def suffixes(job: Job) -> tuple[str, ...]:
     """What a pair adds to its contenders' labels (the floor pair keeps the README's "(paired)")."""
     if len(job) == 1:
         return ("",)
-    return NODE_PAIR if job[1].contender == "node" else PAIRED
+    return node_pair(job[0].variant) if job[1].contender == "node" else PAIRED
 
 
 def run_job(job: Job, opts: Options) -> list[dict[str, Any]]:
@@ -360,6 +404,7 @@ def targets(results: list[dict[str, Any]], variant: str = "photo-ingest") -> lis
             )
             name = f"{latency:g} ms: photo-ingest x2 >= {TARGET_TWO_X:g}x x1 (2 cores)"
             out.append(target(name, ratio, "x", note))
+    out += node_targets(node_ratios(results, variant))
     soak = next((r for r in results if "(soak)" in r["case"] and "error" not in r), None)
     if soak:
         rss = soak["rss_mb"]
@@ -380,30 +425,92 @@ def targets(results: list[dict[str, Any]], variant: str = "photo-ingest") -> lis
     return out
 
 
-def peer_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
-    """The Node peer beside photo-ingest x1 and the floor: ratios at each latency, and from the paired run."""
-    lines = []
-    node_label = "node sqs-consumer x1"
+def node_ratios(results: list[dict[str, Any]], variant: str) -> list[dict[str, Any]]:
+    """photo-ingest's CPU per message over the Node peer's, in each write mode (default: WRITE_MODE=put) at each
+    latency: `paired` from the pair (both at once: the same machine noise on both), `in turn` from the cases."""
+    ratios = []
+    mode_labels = {"default": variant, **{mode: f"{variant} {mode}" for mode in WRITE_MODES}}
     for latency in sorted({r["latency_ms"] for r in results}):
-        node = find(results, node_label, latency)
+        for how in ("paired", "in turn"):
+            for mode, label in mode_labels.items():
+                if how == "paired":
+                    mine_suffix, node_suffix = node_pair(label)
+                    mine = find(results, f"{label} x1{mine_suffix}", latency)
+                    node = find(results, NODE_LABEL + node_suffix, latency)
+                else:
+                    mine, node = find(results, f"{label} x1", latency), find(results, NODE_LABEL, latency)
+                if mine is None or node is None:
+                    continue
+                ratios.append(
+                    {
+                        "latency_ms": latency,
+                        "how": how,
+                        "mode": mode,
+                        "case": mine["case"],
+                        "node_case": node["case"],
+                        "cpu_ms_per_msg": mine["cpu_ms_per_msg"],
+                        "node_cpu_ms_per_msg": node["cpu_ms_per_msg"],
+                        "ratio": round(mine["cpu_ms_per_msg"] / node["cpu_ms_per_msg"], 3),
+                        "msg_per_s": mine["msg_per_s"],
+                        "node_msg_per_s": node["msg_per_s"],
+                    }
+                )
+    return ratios
+
+
+def node_targets(ratios: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """Issue 14's target (at or below the Node peer's CPU per message in at least one mode), paired at every
+    latency and in turn at 0 ms as the floor's is; and the default mode's ratio, reported whatever it is."""
+    groups: dict[tuple[float, str], list[dict[str, Any]]] = {}
+    for ratio in ratios:
+        if ratio["how"] == "paired" or ratio["latency_ms"] == 0.0:
+            groups.setdefault((ratio["latency_ms"], ratio["how"]), []).append(ratio)
+    out = []
+    for (latency, how), group in groups.items():
+        best = min(group, key=lambda r: r["ratio"])
+        note = "; ".join(
+            f"{r['mode']} {r['ratio']:.2f}x ({r['cpu_ms_per_msg']:.3f} vs node {r['node_cpu_ms_per_msg']:.3f})"
+            for r in group
+        )
+        name = f"{latency:g} ms: CPU/msg <= {TARGET_NODE_X:g}x the Node peer's in at least one mode, {how}"
+        out.append({"target": name, "value": best["ratio"], "passed": best["ratio"] <= TARGET_NODE_X, "note": note})
+        default = next((r for r in group if r["mode"] == "default"), None)
+        if default:
+            out.append(
+                {
+                    "target": f"{latency:g} ms: the default mode's CPU/msg over the Node peer's, {how} (reported)",
+                    "value": default["ratio"],
+                    "passed": None,
+                    "note": f"{default['cpu_ms_per_msg']:.3f} vs node {default['node_cpu_ms_per_msg']:.3f} CPU ms/msg",
+                }
+            )
+    return out
+
+
+def peer_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
+    """The Node peer beside photo-ingest x1 (each write mode) and the floor: ratios at each latency, and from the
+    paired runs. Every ratio is the other's figure over the Node peer's."""
+    lines = []
+    for latency in sorted({r["latency_ms"] for r in results}):
+        node = find(results, NODE_LABEL, latency)
         if node is None:
             continue
         line = f"{latency:g} ms: node {node['msg_per_s']:,.0f} msg/s, {node['cpu_ms_per_msg']:.3f} CPU ms/msg, "
         line += f"{node['peak_rss_mb']:.0f} MB"
-        for other in (find(results, f"{variant} x1", latency), find(results, "floor", latency)):
+        for label in (f"{variant} x1", *(f"{variant} {mode} x1" for mode in WRITE_MODES), "floor"):
+            other = find(results, label, latency)
             if other:
                 line += (
-                    f"; vs {other['case']}: msg/s {node['msg_per_s'] / other['msg_per_s']:.2f}x, "
-                    f"CPU/msg {node['cpu_ms_per_msg'] / other['cpu_ms_per_msg']:.2f}x"
+                    f"; {other['case']}: msg/s {other['msg_per_s'] / node['msg_per_s']:.2f}x, "
+                    f"CPU/msg {other['cpu_ms_per_msg'] / node['cpu_ms_per_msg']:.2f}x"
                 )
         lines.append(line)
-        paired_node = find(results, node_label + NODE_PAIR[1], latency)
-        paired_one = find(results, f"{variant} x1" + NODE_PAIR[0], latency)
-        if paired_node and paired_one:
-            node_cpu, one_cpu = paired_node["cpu_ms_per_msg"], paired_one["cpu_ms_per_msg"]
+    for ratio in node_ratios(results, variant):
+        if ratio["how"] == "paired":
             lines.append(
-                f"{latency:g} ms, both at once: node CPU/msg {node_cpu:.3f} vs {variant} {one_cpu:.3f} "
-                f"({node_cpu / one_cpu:.2f}x); msg/s {paired_node['msg_per_s']:,.0f} vs {paired_one['msg_per_s']:,.0f}"
+                f"{ratio['latency_ms']:g} ms, both at once: {ratio['case']} CPU/msg {ratio['cpu_ms_per_msg']:.3f} vs "
+                f"node {ratio['node_cpu_ms_per_msg']:.3f} ({ratio['ratio']:.2f}x the Node peer's); "
+                f"msg/s {ratio['msg_per_s']:,.0f} vs {ratio['node_msg_per_s']:,.0f}"
             )
     return lines
 
@@ -437,7 +544,7 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(
         worker_env=dict(pair.split("=", 1) for pair in args.worker_env),
         service_path=args.service_path,
-        variants=variants(args),
+        variants=variants(args) | modes(args),
         keep_logs=args.keep_logs,
         profile_dir=args.profile,
     )
@@ -458,7 +565,7 @@ def main(argv: list[str] | None = None) -> int:
     report(results, checked, fleet_results, fleet)
     peers = peer_lines(results, args.label)
     if peers:
-        print("\nThe Node peer (sqs-consumer, 16 consumers) beside photo-ingest and the floor")
+        print("\nThe Node peer (sqs-consumer, 16 consumers) beside photo-ingest and the floor (ratios: X / node)")
         print("\n".join(peers))
     print(f"\nwall time {wall_s:.0f} s; load average now {os.getloadavg()[0]:.2f}")
     stamp = time.strftime("%Y%m%d-%H%M%S")
@@ -475,6 +582,7 @@ def main(argv: list[str] | None = None) -> int:
         "wall_s": round(wall_s, 1),
         "results": results,
         "targets": checked,
+        "node_cpu_ratios": node_ratios(results, args.label),
         "fleet_config": asdict(fleet) | {"capacity": fleet.capacity} if fleet_cases else {},
         "fleet": fleet_results,
     }
@@ -498,7 +606,8 @@ def report(
         print(table(results))
         print()
         for t in checked:
-            print(f"{'PASS' if t['passed'] else 'FAIL'}  {t['target']}: {t['value']}  ({t['note']})")
+            verdict = "INFO" if t["passed"] is None else "PASS" if t["passed"] else "FAIL"
+            print(f"{verdict}  {t['target']}: {t['value']}  ({t['note']})")
     if fleet_results:
         ranges = f" ({fleet.partitions} key ranges x {fleet.partition_wcu:g})" if fleet.partition_wcu else ""
         where = f"C = {fleet.capacity:g} writes/s{ranges}, RTT {fleet.latency_ms:g} ms, N = {fleet.n:,}"

@@ -15,6 +15,12 @@ Semantics kept:
 - DynamoDB: `PutItem` with `attribute_not_exists(<hash key>)` answering `ConditionalCheckFailedException`,
   with the old `Item` when `ReturnValuesOnConditionCheckFailure=ALL_OLD`; `Scan` with pagination;
   `DescribeTable`; `x-amz-crc32` on every response, as DynamoDB sends it.
+- DynamoDB PartiQL (photo-ingest's `WRITE_MODE=batch`): `BatchExecuteStatement` of 1-25 statements, each the
+  one statement photo-ingest sends, `INSERT INTO "<table>" VALUE {'<name>': ?, ...}` with `Parameters`. An
+  INSERT whose key exists answers `DuplicateItem` for that statement alone and overwrites nothing (without
+  `Item`: whether DynamoDB sends it is not documented, so the worker confirms with `GetItem`). Two statements
+  on one item fail the whole call, as `BatchWriteItem`'s do. A statement beyond the write capacity answers
+  `ProvisionedThroughputExceeded` alone. Counted as the conditional put's outcomes (`put.written`, ...).
 - Write capacity (`bench/capacity.py`): `--table-wcu C` and/or `--partition-wcu W --partitions P` throttle puts
   with `ProvisionedThroughputExceededException` (HTTP 400, `message` and `ThrottlingReasons`
   `[{reason, resource}]`). The capacity is checked before the condition, so a throttled put never writes.
@@ -41,6 +47,7 @@ import hashlib
 import heapq
 import itertools
 import json
+import re
 import resource
 import signal
 import sys
@@ -57,6 +64,9 @@ from bench.capacity import WriteCapacity
 ACCOUNT = "000000000000"
 REGION = "us-east-1"
 SQS_BATCH_MAX = 10
+PARTIQL_BATCH_MAX = 25
+PARTIQL_INSERT = re.compile(r'^INSERT INTO "(?P<table>[^"]+)" VALUE \{(?P<body>.*)\}$', re.DOTALL)
+PARTIQL_PLACEHOLDER = re.compile(r"'([^']+)'\s*:\s*\?")
 SCAN_PAGE_ITEMS = 2_000  # about 1 MB of these items, DynamoDB's page size
 SQS_ERRORS = {  # code -> (HTTP status, query-compatible code)
     "QueueDoesNotExist": (400, "AWS.SimpleQueueService.NonExistentQueue"),
@@ -305,6 +315,7 @@ class Endpoint:
         }
         self.ddb_ops = {
             "PutItem": self.put_item,
+            "BatchExecuteStatement": self.batch_execute_statement,
             "GetItem": self.get_item,
             "Scan": self.scan,
             "DescribeTable": self.describe_table,
@@ -657,6 +668,44 @@ class Endpoint:
         table[key] = item
         self.count("put.written", conn=conn)
         return {}
+
+    def batch_execute_statement(self, conn: HttpConnection, params: dict[str, Any]) -> dict[str, Any]:
+        """PartiQL INSERTs, 1-25 a call, each answered on its own: written, `DuplicateItem`, or throttled."""
+        statements = params.get("Statements") or []
+        if not 1 <= len(statements) <= PARTIQL_BATCH_MAX:
+            raise ApiError("ValidationException", f"Statements must hold 1 to {PARTIQL_BATCH_MAX} statements")
+        parsed = [self.parse_insert(statement) for statement in statements]
+        keys = [self.key_of(item) for _, item in parsed]
+        if len(set(keys)) != len(keys):
+            raise ApiError("ValidationException", "Provided list of item keys contains duplicates")
+        return {"Responses": [self.insert(conn, name, item) for name, item in parsed]}
+
+    @staticmethod
+    def parse_insert(statement: dict[str, Any]) -> tuple[str, dict[str, Any]]:
+        """(table, item) of `INSERT INTO "<table>" VALUE {'<name>': ?, ...}` with its `Parameters`."""
+        match = PARTIQL_INSERT.match(str(statement.get("Statement", "")))
+        names = PARTIQL_PLACEHOLDER.findall(match["body"]) if match else []
+        values = statement.get("Parameters") or []
+        if match is None or len(names) != len(values):
+            raise ApiError("ValidationException", f"the bench endpoint does not support {statement!r}")
+        return match["table"], dict(zip(names, values, strict=True))
+
+    def insert(self, conn: HttpConnection, name: str, item: dict[str, Any]) -> dict[str, Any]:
+        table = self.tables.get(name)
+        if table is None:
+            return {"Error": {"Code": "ResourceNotFound", "Message": "Requested resource not found"}}
+        key = self.key_of(item)
+        try:
+            self.throttle(conn, key, name)  # before the key check: a throttled statement never writes
+        except ApiError as exc:
+            return {"TableName": name, "Error": {"Code": "ProvisionedThroughputExceeded", "Message": exc.message}}
+        if key in table:
+            self.count("put.condition_failed", conn=conn)
+            return {"TableName": name, "Error": {"Code": "DuplicateItem", "Message": "Duplicate primary key"}}
+        table[key] = item
+        self.table_keys[name].append(key)
+        self.count("put.written", conn=conn)
+        return {"TableName": name}
 
     @staticmethod
     def condition_attribute(params: dict[str, Any]) -> str | None:

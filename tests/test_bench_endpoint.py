@@ -138,6 +138,53 @@ def test_listeners_share_one_state_and_count_each_port(endpoint: Endpoint) -> No
     assert by_listener["1"]["put.condition_failed"] == 1
 
 
+def insert(photo_id: str, key: str | None = None) -> dict[str, Any]:
+    """photo-ingest's PartiQL statement (service/aws/partiql.py) for one item."""
+    values = item(photo_id) | ({"s3Key": {"S": key}} if key else {})
+    names = ", ".join(f"'{name}': ?" for name in values)
+    return {"Statement": f'INSERT INTO "Photos" VALUE {{{names}}}', "Parameters": list(values.values())}
+
+
+def test_batch_execute_statement_inserts_and_answers_duplicate_item_per_statement(endpoint: Endpoint) -> None:
+    """WRITE_MODE=batch's call: new keys are written, an existing key answers DuplicateItem and is not overwritten."""
+    controls, _, ddb = endpoint()
+    controls[0].call("arm")
+    conditional_put(ddb, "p0")
+    answer = ddb.batch_execute_statement(Statements=[insert("p0", "photos-raw/other"), insert("p1"), insert("p2")])
+    errors = [response.get("Error", {}).get("Code") for response in answer["Responses"]]
+    assert errors == ["DuplicateItem", None, None]
+    stored = ddb.get_item(TableName="Photos", Key={"photoId": {"S": "p0"}})["Item"]
+    assert stored["s3Key"] == {"S": "photos-raw/p0"}
+    stats = controls[0].call("stats")
+    assert (stats["put.written"], stats["put.condition_failed"]) == (3, 1)
+    assert stats["calls"]["BatchExecuteStatement"] == 1
+
+
+@pytest.mark.parametrize(
+    "statements",
+    [[insert(f"p{index}") for index in range(26)], [insert("p0"), insert("p0")]],
+    ids=["26 statements", "one key twice"],
+)
+def test_batch_execute_statement_refuses_a_batch_it_cannot_take_whole(
+    endpoint: Endpoint, statements: list[dict[str, Any]]
+) -> None:
+    controls, _, ddb = endpoint()
+    controls[0].call("arm")
+    with pytest.raises(ClientError) as caught:
+        ddb.batch_execute_statement(Statements=statements)
+    assert caught.value.response["Error"]["Code"] == "ValidationException"
+    assert controls[0].call("stats").get("put.written", 0) == 0
+
+
+def test_a_statement_beyond_the_capacity_is_throttled_alone_and_writes_nothing(endpoint: Endpoint) -> None:
+    controls, _, ddb = endpoint("--table-wcu", "0.001")
+    controls[0].call("arm")
+    (response,) = ddb.batch_execute_statement(Statements=[insert("p1")])["Responses"]
+    assert response["Error"]["Code"] == "ProvisionedThroughputExceeded"
+    assert "Item" not in ddb.get_item(TableName="Photos", Key={"photoId": {"S": "p1"}})
+    assert controls[0].call("stats")["put.throttled"] == 1
+
+
 def test_the_bucket_admits_rate_times_time_and_a_throttled_put_takes_nothing() -> None:
     capacity = WriteCapacity(table_wcu=100, burst_s=1.0)
     capacity.reset(0.0)
