@@ -14,6 +14,7 @@ import pytest
 
 from service.ingest.ids import photo_id
 from tests.conftest import Stack, capture_logs, deleted, eventually, run_until
+from tests.fault_proxy import FaultProxy
 
 BUCKET = "amzn-s3-demo-bucket"
 LONG_POLL_S = 20  # RECEIVE_WAIT_SECONDS: a worker that waited its poll out would take this long to stop
@@ -86,13 +87,17 @@ async def test_sigterm_while_busy_drains_exits_0_and_loses_nothing(
     sent = emulator.send(*(body(key) for key in keys))
     # A long poll cut short by SIGTERM leaves its messages hidden for their visibility timeout: keep it short.
     settings = {"MAX_IN_FLIGHT_RECORDS": "20", "POLLERS": "2", "VISIBILITY_TIMEOUT_SECONDS": "5", "WRITE_MODE": mode}
-    worker = start_worker(emulator, tmp_path, **settings)
-    try:
-        await eventually(lambda: len(emulator.items()) >= 20, 60)
-        worker.send_signal(signal.SIGTERM)
-        assert worker.wait(timeout=15) == 0
-    finally:
-        worker.kill()
+    # Each write call takes 0.5 s more (a slow table), so 300 records take at least 7.5 s at 20 in flight: the
+    # SIGTERM after the first 20 items lands mid-backlog however fast or loaded the machine is.
+    slow_table = FaultProxy(emulator.endpoint, rate=0.0, delays={"PutItem": 0.5, "BatchExecuteStatement": 0.5})
+    with slow_table:
+        worker = start_worker(emulator, tmp_path, AWS_ENDPOINT_URL=slow_table.url, **settings)
+        try:
+            await eventually(lambda: len(emulator.items()) >= 20, 60)
+            worker.send_signal(signal.SIGTERM)
+            assert worker.wait(timeout=15) == 0
+        finally:
+            worker.kill()
     events = [entry["event"] for entry in log_events(tmp_path)]
     assert events[-1] == "worker.stopped"
     written_before_restart = len(emulator.items())
