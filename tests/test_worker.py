@@ -33,10 +33,18 @@ def logged(logs: list[dict[str, Any]], name: str) -> list[dict[str, Any]]:
     return [entry for entry in logs if entry["event"] == name]
 
 
-def back_on_the_queue(stack: Stack, wait_s: int = 10) -> set[str]:
-    """The ids of the messages a receive gets within `wait_s`: proof they are still there, where a count races."""
-    response = stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=wait_s)
-    return {message["MessageId"] for message in response.get("Messages", [])}
+def back_on_the_queue(stack: Stack, wait_s: float = 45.0) -> set[str]:
+    """The ids of the messages a receive gets within `wait_s`: proof they are still there, where a count races.
+    `wait_s` is longer than the queue's visibility timeout (30 s): a long poll that the stopping worker cut short
+    may have taken a message just before (docs/reliability.md, "Shutdown"), and it is back only after that."""
+    deadline = time.monotonic() + wait_s
+    while (remaining_s := deadline - time.monotonic()) > 0:
+        response = stack.sqs.receive_message(
+            QueueUrl=stack.queue_url, MaxNumberOfMessages=10, WaitTimeSeconds=max(1, min(20, int(remaining_s)))
+        )
+        if response.get("Messages"):
+            return {message["MessageId"] for message in response["Messages"]}
+    return set()
 
 
 @pytest.mark.parametrize(
