@@ -35,6 +35,7 @@ from typing import Any
 from botocore.exceptions import BotoCoreError, ClientError, NoRegionError
 
 from service.ingest.fields import PoisonMessageError
+from service.ingest.pace import PaceTimeout
 
 AWS_ERRORS = (ClientError, BotoCoreError, OSError)  # what an AWS call raises when AWS, not our code, says no
 __all__ = [
@@ -128,6 +129,8 @@ def classify(exc: BaseException) -> ErrorKind:
     """The one place that decides what an exception means."""
     if isinstance(exc, PoisonMessageError):
         return ErrorKind.POISON
+    if isinstance(exc, PaceTimeout):  # no turn in the write pace in time: a throttle the process kept
+        return ErrorKind.THROTTLED
     if isinstance(exc, ClientError):
         return _classify_client_error(exc)
     if isinstance(exc, BotoCoreError | TimeoutError | OSError):

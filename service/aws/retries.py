@@ -8,7 +8,7 @@ retry stays the SDK's: a 500 or a dropped connection on a write, and a throttle 
 `DescribeTable`). Only in `standard` mode: a mode the operator chose with `AWS_RETRY_MODE` is left as it is.
 
 botocore has no public hook for one retry condition, so the client's retry handler is swapped for the same
-handler with one condition more; tests/test_sdk_retries.py proves both halves against a real HTTP endpoint.
+handler with one condition more; tests/test_throttling.py proves both halves against a real HTTP endpoint.
 """
 
 from __future__ import annotations

@@ -91,6 +91,10 @@ class Ingest:
         self._limiter = limiter or Limiter(DEFAULT_SLOTS, floor=DEFAULT_SLOTS)
         self._puts = ThrottledPuts(store.put, self._limiter, metrics, pace)
 
+    def close(self) -> None:
+        """At shutdown: a throttled or paced record fails (its message is released) instead of waiting."""
+        self._puts.close()
+
     async def settle_body(self, body: str, deadline: float | None = None) -> Settlement:
         """Parse one message body and settle its records; a body that can never succeed is quarantined."""
         try:

@@ -41,13 +41,13 @@ class ThrottledPuts:
 
     async def put(self, item: Item, deadline: float | None) -> PutOutcome:
         """The put, retried until `deadline` (monotonic seconds; None: never) while it is throttled. Any other
-        failure is raised at once, and so is the last throttle. A retry whose turn in the pace would come after
-        the deadline is not made; a first attempt then goes at once (one attempt cannot flood a table)."""
+        failure is raised at once, and so is the last throttle. Every attempt takes its turn in the pace first;
+        one that would get it only after the deadline, or not at all (shutdown), fails as `PaceTimeout`."""
         attempt = 0
         while True:
             attempt += 1
             epoch = self._limiter.epoch
-            pace_epoch = await self._pace.turn() if deadline is None or self._pace.due() <= deadline else -1
+            pace_epoch = await self._pace.turn(deadline)
             try:
                 result = await self._put(item)
             except Exception as exc:
@@ -56,12 +56,15 @@ class ThrottledPuts:
                 self._throttled(exc, epoch, pace_epoch, item["photoId"]["S"], attempt)
                 if deadline is None or not await self._limiter.backoff(attempt, deadline):
                     raise
-                if self._pace.due() > deadline:
-                    raise
             else:
                 self._limiter.succeeded()
                 self._pace.succeeded()
                 return result
+
+    def close(self) -> None:
+        """At shutdown: no throttled put is retried, and no put waits for a turn."""
+        self._limiter.close()
+        self._pace.close()
 
     def _throttled(self, exc: Exception, epoch: int, pace_epoch: int, photo_id: str, attempt: int) -> None:
         """Tell the limiter and the pace; count the throttle once per scope its reasons name; warn about a key

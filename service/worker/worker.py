@@ -74,7 +74,7 @@ class Worker:
             async with asyncio.TaskGroup() as pollers:
                 for index in range(self._settings.pollers):
                     pollers.create_task(self._poll(index, stop, work))
-            self._limiter.close()  # a throttled record retries no more: it fails, and its message is released
+            self._ingest.close()  # a throttled or paced record waits no more: it fails, and its message is released
             await self._drain()
             for helper in helpers:
                 helper.cancel()

@@ -51,11 +51,21 @@ class Backfill:
         """List and put until the listing ends or `stop` is set; puts already started finish first."""
         self._stop = stop
         queue: asyncio.Queue[tuple[int, Listed] | None] = asyncio.Queue(self._options.concurrency * 2)
-        async with asyncio.TaskGroup() as group:
-            group.create_task(self._list(queue))
-            for _ in range(self._options.concurrency):
-                group.create_task(self._work(queue))
+        closer = asyncio.create_task(self._close_on_stop())
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._list(queue))
+                for _ in range(self._options.concurrency):
+                    group.create_task(self._work(queue))
+        finally:
+            closer.cancel()
         return self.tally
+
+    async def _close_on_stop(self) -> None:
+        """A stop (SIGTERM, Ctrl-C, an abort) ends the throttled retries of the puts in flight: each fails, so
+        the resume point stays before it and the summary comes at once instead of after THROTTLE_RETRY_S."""
+        await self._stop.wait()
+        self._ingest.close()
 
     async def _list(self, queue: asyncio.Queue[tuple[int, Listed] | None]) -> None:
         try:
