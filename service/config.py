@@ -42,7 +42,8 @@ Names = Annotated[frozenset[str] | None, NoDecode]  # comma-separated in the env
 
 
 class IngestSettings(TableSettings):
-    """What every runtime that settles messages shares: the trust boundary (docs/security.md).
+    """What every runtime that writes items shares, composed by `service.compose.open_ingest`: the trust boundary
+    (docs/security.md), the verification of objects and the write mode.
 
     `ALLOWED_BUCKETS` and `ALLOWED_TOPIC_ARNS` are comma-separated; unset believes any bucket or topic, as
     `photo-ingest check` warns. `ALLOWED_TOPIC_ARNS` set but empty believes no SNS envelope at all."""
@@ -51,6 +52,7 @@ class IngestSettings(TableSettings):
     allowed_topic_arns: Names = None
     max_records_per_message: int = Field(MAX_RECORDS_DEFAULT, ge=1, le=10_000)
     verify_objects: bool = False
+    write_mode: Literal["put", "batch"] = "put"  # batch: PartiQL INSERTs, 25 a call (needs dynamodb:PartiQLInsert)
 
     @field_validator("allowed_buckets", "allowed_topic_arns", mode="before")
     @classmethod
@@ -98,7 +100,6 @@ class Settings(IngestSettings):
     retry_backoff_base_seconds: float = Field(2.0, gt=0)
     retry_backoff_max_seconds: float = Field(300.0, gt=0, le=SQS_MAX_VISIBILITY_SECONDS)
     shutdown_timeout_seconds: float = Field(20.0, gt=0, le=115)
-    write_mode: Literal["put", "batch"] = "put"  # batch: PartiQL INSERTs, 25 a call (needs dynamodb:PartiQLInsert)
 
     metrics_enabled: bool = True
     metrics_interval_seconds: float = Field(60.0, gt=0)

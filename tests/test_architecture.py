@@ -157,6 +157,30 @@ def test_the_runtimes_do_not_reach_into_each_other() -> None:
             assert not {t for t in imported if t.startswith(("service.worker", "service.local"))}, name
 
 
+def constructors_called(path: Path) -> set[str]:
+    """The names of every class or function that `path` calls by its bare name (`Ingest(...)`)."""
+    tree = ast.parse(path.read_text(), str(path))
+    return {node.func.id for node in ast.walk(tree) if isinstance(node, ast.Call) and isinstance(node.func, ast.Name)}
+
+
+def test_one_module_composes_the_core() -> None:
+    """`service.compose` alone turns settings into the store and the `Ingest`: a runtime that built its own could
+    ignore a shared setting (the Lambda handler once ignored VERIFY_OBJECTS and WRITE_MODE). `check` may build a
+    `PhotoStore` only to describe the table. The core and the AWS edge sit below it and never import it."""
+    built: dict[str, set[str]] = {"Ingest": set(), "PhotoStore": set(), "VerifiedStore": set()}
+    for path in SERVICE.rglob("*.py"):
+        for name in constructors_called(path) & built.keys():
+            built[name].add(module_name(path))
+    assert built == {
+        "Ingest": {"service.compose"},
+        "PhotoStore": {"service.compose", "service.ops.check.command"},
+        "VerifiedStore": {"service.compose"},
+    }
+    for name, imported in graph().items():
+        if name.startswith(("service.ingest.", "service.aws.")):
+            assert "service.compose" not in imported, name
+
+
 def test_bench_never_imports_the_product() -> None:
     """`bench/` drives photo-ingest through its command line, like a user."""
     for path in (ROOT / "bench").rglob("*.py"):

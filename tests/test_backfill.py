@@ -22,10 +22,14 @@ from structlog.testing import capture_logs
 
 from service.aws.clients import open_dynamodb, open_s3
 from service.aws.table import PhotoStore
-from service.config import TableSettings
+from service.config import IngestSettings
 from service.ingest.ids import photo_id
+from service.ingest.limiter import Limiter
 from service.ingest.outcomes import PutOutcome
+from service.ingest.settle import Ingest
+from service.metrics import Metrics
 from service.ops.backfill import progress as backfill_progress
+from service.ops.backfill import run as backfill_run
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.objects import listing
 from service.ops.backfill.options import Options
@@ -65,7 +69,7 @@ def options(**overrides: Any) -> Options:
 
 async def run(stack: Stack, capsys: pytest.CaptureFixture[str], **overrides: Any) -> tuple[int, str]:
     """The command's own path (clients, run, summary), without the process-wide logging set-up."""
-    settings = TableSettings(photos_table=overrides.pop("table", stack.table))  # type: ignore[call-arg]
+    settings = IngestSettings(photos_table=overrides.pop("table", stack.table))  # type: ignore[call-arg]
     code = await backfill_command(settings, options(**overrides), asyncio.Event(), terminal=None)
     return code, capsys.readouterr().out
 
@@ -85,7 +89,8 @@ async def open_backfill(
         s3 = await open_s3(exits, session, 2)
         store = store_class(await open_dynamodb(exits, session, 12), stack.table)
         chosen = options(**overrides)
-        yield Backfill(listing(s3, chosen), store, chosen)
+        slots = Limiter(chosen.concurrency, floor=chosen.concurrency)
+        yield Backfill(listing(s3, chosen), Ingest(store, chosen.raw_prefix, Metrics(), limiter=slots), chosen)
 
 
 async def test_a_backfill_inserts_only_the_missing_items_and_a_second_run_inserts_none(
@@ -195,9 +200,11 @@ class FailingStore(PhotoStore):
         return await super().put(item)
 
 
-async def test_a_failed_object_is_counted_and_the_run_goes_on(stack: Stack) -> None:
+async def test_a_failed_object_is_counted_and_the_run_goes_on(stack: Stack, monkeypatch: pytest.MonkeyPatch) -> None:
     """One object's failure is counted and the run finishes the others; the resume key stops before it, so a
-    resumed run retries it."""
+    resumed run retries it. (Its throttled put is retried for 2 s, not THROTTLE_RETRY_S: the test's own timeout
+    is 120 s.)"""
+    monkeypatch.setattr(backfill_run, "THROTTLE_RETRY_S", 2.0)
     keys = upload(stack, 40)
 
     async with open_backfill(stack, FailingStore, concurrency=4) as backfill:

@@ -12,7 +12,7 @@ from typing import Any
 
 import pytest
 
-from service.config import BackfillQueueSettings, TableSettings
+from service.config import BackfillQueueSettings, IngestSettings
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.options import Options
 from tests.conftest import BUCKET, Stack
@@ -109,7 +109,7 @@ async def test_the_backfill_task_role_is_enough_to_backfill_through_the_queue_an
         inventoried = await backfill_command(
             queue, queue_options(stack, inventory=MANIFEST, max_backlog=1000), asyncio.Event(), None
         )
-        refused = await backfill_command(TableSettings(), direct, asyncio.Event(), None)  # type: ignore[call-arg]
+        refused = await backfill_command(IngestSettings(), direct, asyncio.Event(), None)  # type: ignore[call-arg]
     out = capsys.readouterr().out
 
     assert (listed, inventoried, refused) == (0, 0, 1), out

@@ -19,7 +19,7 @@ import aioboto3
 import pytest
 
 from service.aws.clients import open_s3
-from service.config import BackfillQueueSettings, TableSettings
+from service.config import BackfillQueueSettings, IngestSettings
 from service.ingest.ids import photo_id
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.inventory import inventory_objects, read_manifest
@@ -156,7 +156,7 @@ async def test_a_direct_backfill_reads_current_objects_from_a_report_of_all_vers
     deleted = [row | {"Key": quote_plus("photos-raw/gone.jpg"), "IsDeleteMarker": "true"} for row in current[:1]]
     schema = "Bucket, Key, VersionId, IsLatest, IsDeleteMarker, Size, LastModifiedDate, ETag"
     make_report(stack, [*current, *old, *deleted], fileSchema=schema)
-    settings = TableSettings(photos_table=stack.table)  # type: ignore[call-arg]
+    settings = IngestSettings(photos_table=stack.table)  # type: ignore[call-arg]
     options = Options(BUCKET, "photos-raw/", "photos-raw/", inventory=MANIFEST, concurrency=4)
 
     code = await backfill_command(settings, options, asyncio.Event(), None)

@@ -232,7 +232,7 @@ def test_warm_invocations_reuse_one_loop_and_one_set_of_clients(
     assert entry.runtime() is runtime
     assert runtime.loop is loop
     assert not loop.is_closed()
-    assert len(clients) == 2  # DynamoDB and, for the dead-letter queue, SQS
+    assert len(clients) == 2  # the core (its DynamoDB client) and, for the dead-letter queue, SQS
     assert all(now is before for now, before in zip(runtime.clients, clients, strict=True))
     assert [entry["event"] for entry in logs].count("lambda.started") == 1
     assert [entry["coldStart"] for entry in logs if entry["event"] == "invocation.finished"] == [True, False]

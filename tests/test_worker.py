@@ -18,6 +18,7 @@ from service.aws.table import PhotoStore
 from service.config import Settings
 from service.ingest.ids import photo_id
 from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide
+from service.ingest.settle import Ingest, Store
 from service.metrics import Metrics
 from service.worker.worker import Worker
 from tests import bodies
@@ -226,16 +227,31 @@ class SlowStore(PhotoStore):
         return await super().put(item)
 
 
+class StoreWorker:
+    """The real worker over a test's own store, its core wired as `service.compose.open_ingest` wires it."""
+
+    def __init__(self, settings: Settings, queue: Queue, store: Store) -> None:
+        metrics = Metrics()
+        self.worker = Worker(settings, queue, metrics)
+        limiter = self.worker.limiter
+        self.ingest = Ingest(store, settings.raw_prefix, metrics, self.worker, limiter=limiter, trust=settings.trust())
+
+    async def run(self, stop: asyncio.Event) -> None:
+        await self.worker.run(stop, self.ingest)
+
+
 @asynccontextmanager
-async def slow_worker(settings: Settings, delay_s: float) -> AsyncIterator[tuple[Worker, SlowStore]]:
+async def slow_worker(settings: Settings, delay_s: float) -> AsyncIterator[tuple[StoreWorker, SlowStore]]:
     async with AsyncExitStack() as exits:
         session = aioboto3.Session()
         sqs = await open_sqs(exits, session, 10, settings.receive_wait_seconds)
         store = SlowStore(PhotoStore(await open_dynamodb(exits, session, 10), settings.photos_table), delay_s)
-        yield Worker(settings, Queue(sqs, settings.queue_url), store, Metrics()), store
+        yield StoreWorker(settings, Queue(sqs, settings.queue_url), store), store
 
 
-async def run_worker_task(worker: Worker, stop: asyncio.Event, until: Callable[[], bool], timeout_s: float) -> None:
+async def run_worker_task(
+    worker: StoreWorker, stop: asyncio.Event, until: Callable[[], bool], timeout_s: float
+) -> None:
     task = asyncio.create_task(worker.run(stop))
     try:
         await eventually(lambda: task.done() or until(), timeout_s)
@@ -307,7 +323,7 @@ async def test_messages_with_more_records_than_the_limit_work_within_it(stack: S
         session = aioboto3.Session()
         sqs = await open_sqs(exits, session, 10, settings.receive_wait_seconds)
         store = CountingStore(PhotoStore(await open_dynamodb(exits, session, 10), settings.photos_table))
-        worker = Worker(settings, Queue(sqs, settings.queue_url), store, Metrics())
+        worker = StoreWorker(settings, Queue(sqs, settings.queue_url), store)
         with capture_logs() as logs:
             await run_worker_task(worker, asyncio.Event(), lambda: stack.depth() == 0, timeout_s=60)
     assert stack.items().keys() == {photo.photo_id for photo in photos}

@@ -15,20 +15,22 @@ from __future__ import annotations
 import asyncio
 import functools
 from contextlib import AsyncExitStack
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
-from service.aws.clients import make_session, open_dynamodb, open_sqs
-from service.aws.table import PhotoStore
+from service.aws.clients import make_session, open_sqs
 from service.aws_lambda.batch import Batch, DeadLetter, Reply
 from service.aws_lambda.event import InvalidEventError, parse_event
 from service.aws_lambda.settings import LambdaSettings
+from service.compose import open_ingest
 from service.ingest.limiter import Limiter
-from service.ingest.settle import Ingest
 from service.logs import configure_logging
 from service.metrics import Metrics, MetricsEmitter
 from service.process import load_settings
+
+if TYPE_CHECKING:
+    import aioboto3
 
 log = structlog.get_logger("service.aws_lambda")
 
@@ -53,8 +55,9 @@ class EnvironmentFailureError(RuntimeError):
 class LambdaRuntime:
     """One loop, one set of clients and one metrics emitter for every invocation of one execution environment."""
 
-    def __init__(self, settings: LambdaSettings) -> None:
+    def __init__(self, settings: LambdaSettings, *, session: aioboto3.Session | None = None) -> None:
         self.settings = settings
+        self._session = session  # None: the SDK's own chain (`make_session`); tests and the simulator pass one
         self._runner = asyncio.Runner()
         self._exits = AsyncExitStack()
         self._metrics = Metrics()
@@ -110,17 +113,15 @@ class LambdaRuntime:
 
     async def _open(self) -> Batch:
         settings = self.settings
-        session = make_session()
-        dynamodb = await open_dynamodb(self._exits, session, settings.max_in_flight_records + 4)
-        store = PhotoStore(dynamodb, settings.photos_table)
+        session = self._session or make_session()
         slots = settings.max_in_flight_records  # a fixed bound: one invocation is too short for AIMD to learn
         self._limiter = Limiter(slots, floor=slots)
+        ingest = await open_ingest(self._exits, settings, self._metrics, self._limiter, session=session)
         dead_letter = None
         if settings.dead_letter_queue_url:
             sqs = await open_sqs(self._exits, session, SQS_POOL, wait_s=0)
             dead_letter = DeadLetter(sqs, settings.dead_letter_queue_url)
-        self.clients = (dynamodb,) if dead_letter is None else (dynamodb, dead_letter.client)
-        ingest = Ingest(store, settings.raw_prefix, self._metrics, limiter=self._limiter, trust=settings.trust())
+        self.clients = (ingest,) if dead_letter is None else (ingest, dead_letter.client)
         self._batch = Batch(ingest, self._metrics, dead_letter)
         log.info("lambda.started", **settings.public_view())
         return self._batch

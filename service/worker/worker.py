@@ -13,23 +13,26 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import structlog
 
-from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
+from service.aws.clients import make_session, open_sqs
 from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
-from service.aws.objects import VerifiedStore
 from service.aws.queue import Message, Queue
-from service.aws.table import PhotoStore
+from service.compose import open_ingest
 from service.config import Settings
 from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition
-from service.ingest.settle import Ingest, Store
+from service.ingest.settle import Ingest
 from service.metrics import Metrics, MetricsEmitter
 from service.worker.disposal import Disposal
 from service.worker.heartbeat import Heartbeat
 from service.worker.inflight import InFlight
 from service.worker.pacing import IntakeGate
+
+if TYPE_CHECKING:
+    import aioboto3
 
 log = structlog.get_logger("service.worker.worker")
 
@@ -37,16 +40,17 @@ INTAKE_BACKOFF_CAP_S = 30.0
 
 
 class Worker:
-    def __init__(self, settings: Settings, queue: Queue, store: Store, metrics: Metrics) -> None:
+    """Made in two steps, since the core hears about puts from the worker (`watcher=worker`) and shares its
+    limiter: `Worker(...)`, then `open_ingest(..., worker.limiter, watcher=worker)`, then `run(stop, ingest)`."""
+
+    _ingest: Ingest  # set by `run`
+
+    def __init__(self, settings: Settings, queue: Queue, metrics: Metrics) -> None:
         self._settings = settings
         self._queue = queue
         self._metrics = metrics
         # MAX_IN_FLIGHT_RECORDS is the ceiling; the limit starts at one round of receives and doubles each round
         self._limiter = Limiter(settings.max_in_flight_records, initial=settings.pollers * settings.receive_batch_size)
-        ingest = Ingest(
-            store, settings.raw_prefix, metrics, watcher=self, limiter=self._limiter, trust=settings.trust()
-        )
-        self._ingest = ingest
         self._intake = IntakeGate(settings.retry_backoff_base_seconds / 2, INTAKE_BACKOFF_CAP_S)
         self._heartbeat = Heartbeat(settings.health_file)
         self._in_flight = InFlight(
@@ -55,11 +59,17 @@ class Worker:
         self._disposal = Disposal(settings, queue, metrics, self._intake)
         self._tasks: set[asyncio.Task[None]] = set()
 
+    @property
+    def limiter(self) -> Limiter:
+        """The in-flight limit that the pollers reserve from and the core's puts acquire from."""
+        return self._limiter
+
     def gauges(self) -> dict[str, float]:
         return {"InFlightRecords": self._limiter.in_use, "InFlightLimit": self._limiter.limit}
 
-    async def run(self, stop: asyncio.Event) -> None:
+    async def run(self, stop: asyncio.Event, ingest: Ingest) -> None:
         """Poll until `stop` is set, then drain within the shutdown timeout and release what is left."""
+        self._ingest = ingest
         log.info("worker.started", **self._settings.public_view())
         emitter = MetricsEmitter(
             self._metrics,
@@ -194,18 +204,15 @@ class Worker:
             task.cancel()
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
-    """The production path, also used by `demo` and `local`: one SQS and one DynamoDB client for the
-    process's lifetime, with connection pools sized to the in-flight limit."""
-    session = make_session()
+async def run_worker(settings: Settings, stop: asyncio.Event, *, session: aioboto3.Session | None = None) -> None:
+    """The production path, also used by `demo` and `local`: one SQS client and the core of `open_ingest` for the
+    process's lifetime, with connection pools sized to the in-flight limit. `session`: simulated AWS clients."""
+    session = session or make_session()
     async with AsyncExitStack() as stack:
         sqs_pool = settings.pollers + settings.max_in_flight_records // 5 + 4  # receives + batch calls
         sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
-        dynamodb = await open_dynamodb(stack, session, settings.max_in_flight_records + 4)
         queue = Queue(sqs, settings.queue_url, settings.dead_letter_queue_url)
-        table = PhotoStore(dynamodb, settings.photos_table, settings.write_mode)
-        store: Store = table
-        if settings.verify_objects:  # an S3 client only when it is asked for
-            store = VerifiedStore(table, await open_s3(stack, session, settings.max_in_flight_records + 4))
-        worker = Worker(settings, queue, store, Metrics())
-        await worker.run(stop)
+        metrics = Metrics()
+        worker = Worker(settings, queue, metrics)
+        ingest = await open_ingest(stack, settings, metrics, worker.limiter, session=session, watcher=worker)
+        await worker.run(stop, ingest)

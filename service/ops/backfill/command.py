@@ -18,7 +18,7 @@ from typing import Any
 import structlog
 
 from service import process
-from service.config import BackfillQueueSettings, TableSettings
+from service.config import BackfillQueueSettings, IngestSettings
 from service.logs import configure_logging
 from service.ops.backfill.job import backfill_command
 from service.ops.backfill.options import Options
@@ -32,7 +32,7 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
         raise process.ConfigurationError("--rate and --max-backlog pace --via-queue; add it, or leave them out")
     if args.inventory and args.end_before is not None:
         raise process.ConfigurationError("--end-before splits a listing; an inventory report is read whole")
-    settings = process.load_settings(BackfillQueueSettings if args.via_queue else TableSettings)
+    settings = process.load_settings(BackfillQueueSettings if args.via_queue else IngestSettings)
     configure_logging(settings.log_level, settings.log_format)
     options = Options(
         bucket=args.bucket,
@@ -69,9 +69,10 @@ def _bounded(kind: type[int] | type[float], low: float, high: float) -> Any:
 
 
 def register(commands: argparse._SubParsersAction[Any]) -> None:
-    """Add `backfill`. Direct: PHOTOS_TABLE, RAW_PREFIX, s3:ListBucket, dynamodb:PutItem. Through the queue:
+    """Add `backfill`. Direct: the IngestSettings (PHOTOS_TABLE, RAW_PREFIX, WRITE_MODE, ALLOWED_BUCKETS...),
+    s3:ListBucket, dynamodb:PutItem (or PartiQLInsert). Through the queue:
     QUEUE_URL, RAW_PREFIX, s3:ListBucket (or s3:GetObject on the inventory report) and sqs:SendMessage."""
-    reads = [*process.variables(TableSettings), "QUEUE_URL (with --via-queue)", *process.AWS_VARIABLES]
+    reads = [*process.variables(IngestSettings), "QUEUE_URL (with --via-queue)", *process.AWS_VARIABLES]
     summary = "write the Photos item of every object already in a bucket, with the worker's rules"
     parser = process.add_command(commands, "backfill", summary, reads, _cmd_backfill)
     parser.add_argument("--bucket", required=True, help="the bucket to list")

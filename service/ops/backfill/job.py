@@ -12,9 +12,12 @@ from typing import TYPE_CHECKING, Any, TextIO
 import structlog
 
 from service import process
-from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
-from service.aws.table import PhotoStore
-from service.config import TableSettings
+from service.aws.clients import make_session, open_s3, open_sqs
+from service.compose import open_ingest
+from service.config import IngestSettings, TableSettings
+from service.ingest.fields import PoisonMessageError
+from service.ingest.limiter import Limiter
+from service.metrics import Metrics
 from service.ops.backfill.inventory import InventoryError, inventory_objects, read_manifest, resume_point
 from service.ops.backfill.objects import Listed, listing
 from service.ops.backfill.options import Options
@@ -34,6 +37,12 @@ async def backfill_command(
     settings: TableSettings, options: Options, stop: asyncio.Event, terminal: TextIO | None
 ) -> int:
     """The whole command once settings are loaded: progress on `terminal` if there is one, summary on stdout."""
+    if isinstance(settings, IngestSettings):  # a direct run writes what the workers would: from trusted buckets
+        try:
+            settings.trust().bucket(options.bucket)
+        except PoisonMessageError as exc:
+            print(f"photo-ingest: backfill: --bucket: {exc} (ALLOWED_BUCKETS)", file=sys.stderr)
+            return process.EXIT_USAGE
     session = make_session()
     async with AsyncExitStack() as stack:
         try:
@@ -88,5 +97,10 @@ async def _run(
     if options.queue_url:
         sqs = await open_sqs(stack, session, options.concurrency + 2, 0)
         return Sender(sqs, objects, options, sqs.meta.region_name)
-    dynamodb = await open_dynamodb(stack, session, options.concurrency + 4)
-    return Backfill(objects, PhotoStore(dynamodb, settings.photos_table), options)
+    if not isinstance(settings, IngestSettings):
+        raise TypeError("a direct backfill writes items: it needs the IngestSettings")
+    # VERIFY_OBJECTS asks S3 whether a notified object exists: S3 has just listed these, so it is not asked again.
+    settings = settings.model_copy(update={"verify_objects": False})
+    slots = Limiter(options.concurrency, floor=options.concurrency)  # its put tasks bound it already
+    ingest = await open_ingest(stack, settings, Metrics(), slots, session=session)
+    return Backfill(objects, ingest, options)

@@ -19,11 +19,8 @@ from typing import Any
 import structlog
 
 from service.aws.errors import ErrorKind, classify, error_code
-from service.aws.table import PhotoStore
 from service.ingest.events import ObjectRecord
-from service.ingest.limiter import Limiter
 from service.ingest.settle import Ingest
-from service.metrics import Metrics
 from service.ops.backfill.objects import Listed
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import ResumePoint, Tally
@@ -36,10 +33,10 @@ _FATAL = frozenset({ErrorKind.MISSING, ErrorKind.FORBIDDEN})  # every other obje
 
 
 class Backfill:
-    def __init__(self, objects: AsyncGenerator[Listed], store: PhotoStore, options: Options) -> None:
+    def __init__(self, objects: AsyncGenerator[Listed], ingest: Ingest, options: Options) -> None:
+        """`ingest`: the worker's core, from `service.compose.open_ingest`: its rules, its logs, its write mode."""
         self._objects = objects
-        slots = Limiter(options.concurrency, floor=options.concurrency)  # its put tasks bound it already
-        self._ingest = Ingest(store, options.raw_prefix, Metrics(), limiter=slots)  # the worker's rules and logs
+        self._ingest = ingest
         self._options = options
         self._stop = asyncio.Event()
         self.tally = Tally()
