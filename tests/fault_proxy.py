@@ -104,12 +104,14 @@ class FaultProxy:
     delays: Mapping[str, float] = field(default_factory=dict)
     throttling_reasons: Sequence[str] = ()
     counts: Counter[str] = field(default_factory=Counter)
+    peaks: Counter[str] = field(default_factory=Counter)  # the most requests of each operation open at once
     url: str = ""
     _random: random.Random = field(init=False, repr=False)
     _loop: asyncio.AbstractEventLoop | None = field(default=None, init=False, repr=False)
     _server: asyncio.Server | None = field(default=None, init=False, repr=False)
     _thread: threading.Thread | None = field(default=None, init=False, repr=False)
     _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _open: Counter[str] = field(default_factory=Counter, init=False, repr=False)
     _writers: set[asyncio.StreamWriter] = field(default_factory=set, init=False, repr=False)
     _handlers: set[asyncio.Task[None]] = field(default_factory=set, init=False, repr=False)
     _closing: asyncio.Event = field(default_factory=asyncio.Event, init=False, repr=False)
@@ -251,6 +253,14 @@ class FaultProxy:
         self._count("requests")
         self._count(f"request:{request.service}:{request.operation}")
         self._count(f"call:{request.operation}")
+        self._open[request.operation] += 1
+        self.peaks[request.operation] = max(self.peaks[request.operation], self._open[request.operation])
+        try:
+            return await self._answer_now(request, writer)
+        finally:
+            self._open[request.operation] -= 1
+
+    async def _answer_now(self, request: _Request, writer: asyncio.StreamWriter) -> bool:
         if not await self._hold(request):
             return False
         fault = self._choose_fault(request)
