@@ -73,6 +73,7 @@ class BatchInserts:
             response = await self._client.batch_execute_statement(
                 Statements=[statement(self._table, item) for item, _ in batch]
             )
+            answers = statement_answers(response, len(batch))
         except BaseException as exc:
             for _, future in batch:
                 if not future.done():
@@ -80,9 +81,27 @@ class BatchInserts:
             if isinstance(exc, asyncio.CancelledError):
                 raise
             return
-        for (_, future), answer in zip(batch, response["Responses"], strict=True):
+        for (_, future), answer in zip(batch, answers, strict=True):
             if not future.done():
-                future.set_result(dict(answer))
+                future.set_result(answer)
+
+
+def statement_answers(response: object, count: int) -> list[dict[str, Any]]:
+    """The answer of each of `count` statements, by position. A statement that the response leaves unanswered
+    (`Responses` short, missing, or an entry that is not an answer) gets an `InternalServerError` of its own:
+    its record fails like a put refused by a server error, and it is retried with its message."""
+    responses = response.get("Responses") if isinstance(response, dict) else None
+    given = responses if isinstance(responses, list) else []
+    return [_answer(given[index] if index < len(given) else None) for index in range(count)]
+
+
+def _answer(entry: object) -> dict[str, Any]:
+    if isinstance(entry, dict):
+        error = entry.get("Error")
+        if error is None or (isinstance(error, dict) and isinstance(error.get("Code", ""), str)):
+            return dict(entry)
+    why = "no answer" if entry is None else "an answer that is not one"
+    return {"Error": {"Code": "InternalServerError", "Message": f"BatchExecuteStatement gave this statement {why}"}}
 
 
 def distinct_batches(pending: list[Pending]) -> list[list[Pending]]:
