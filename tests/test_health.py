@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import time
 from pathlib import Path
 
@@ -76,3 +77,38 @@ def test_the_health_command_exits_0_or_1(tmp_path: Path, monkeypatch: object, ca
     assert main(["health"]) == 1
     Heartbeat(path).beat(force=True)
     assert main(["health"]) == 0
+
+
+def test_a_link_planted_at_the_temporary_path_is_never_followed(tmp_path: Path) -> None:
+    """In a shared directory (/tmp), a symlink planted where the heartbeat writes its temporary file (the old
+    predictable `.<name>.<pid>`, or this process's own name) must not lead the write into another file: the
+    temporary is created only if nothing is there, the link is left alone, and the heartbeat is still written."""
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    path = tmp_path / "health"
+    heartbeat = Heartbeat(path)
+    links = [path.with_name(f".{path.name}.{os.getpid()}"), getattr(heartbeat, "temporary", None)]
+    planted = [link for link in links if link is not None]
+    for link in planted:
+        link.symlink_to(victim)
+
+    heartbeat.beat(force=True)
+
+    assert victim.read_text() == "precious"
+    assert json.loads(path.read_text())["pid"] == os.getpid()
+    assert not path.is_symlink()
+    assert all(link.is_symlink() for link in planted)
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(["health", "victim", *(p.name for p in planted)])
+
+
+def test_a_link_at_the_heartbeat_itself_is_replaced_not_followed(tmp_path: Path) -> None:
+    victim = tmp_path / "victim"
+    victim.write_text("precious")
+    path = tmp_path / "health"
+    path.symlink_to(victim)
+
+    Heartbeat(path).beat(force=True)
+
+    assert victim.read_text() == "precious"
+    assert not path.is_symlink()
+    assert json.loads(path.read_text())["pid"] == os.getpid()
