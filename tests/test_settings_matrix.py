@@ -124,13 +124,19 @@ def _heartbeat(_: str, observed: Observed) -> None:
     assert json.loads(observed.health_file.read_text())["beatAt"] > 0
 
 
+def _metrics(env: dict[str, str], namespace: str, dimension: str) -> Case:
+    """METRICS_ENABLED=true and `env`: each runtime's EMF lines carry this namespace and this dimension."""
+    no_emf = "backfill prints a summary, not CloudWatch metrics"
+    not_in = {"backfill": no_emf, "backfill-queue": no_emf}
+    return Case({"METRICS_ENABLED": "true"} | env, BOTH, NOTIFIED, not_in, check=_emits(namespace, dimension))
+
+
 NO_ENVELOPE = "backfill reads no message: it lists the bucket, or sends S3's own direct notification, one per object"
 SEND_ONLY = "the sender writes no item; the workers that read its messages are the worker runtime"
-NO_EMF = "backfill prints a summary, not CloudWatch metrics"
 CASES: dict[str, Case] = {
     "photos_table": Case(
         {"PHOTOS_TABLE": "Matrix"},
-        frozenset({A.key, B.key}),
+        BOTH,
         ("worker", "lambda", "backfill"),
         {"backfill-queue": SEND_ONLY},
         check=_only_in_matrix,
@@ -173,13 +179,9 @@ CASES: dict[str, Case] = {
         bodies=(direct(A), direct(GHOST)),
         check=_verified,
     ),
-    "write_mode": Case(
-        {"WRITE_MODE": "batch"}, frozenset({A.key, B.key}), RUNTIMES, emulator="ministack", check=_batched
-    ),
-    "log_level": Case(
-        {"LOG_LEVEL": "WARNING"}, frozenset({A.key, B.key}), RUNTIMES, check=_logged_as("WARNING", "auto")
-    ),
-    "log_format": Case({"LOG_FORMAT": "json"}, frozenset({A.key, B.key}), RUNTIMES, check=_logged_as("INFO", "json")),
+    "write_mode": Case({"WRITE_MODE": "batch"}, BOTH, RUNTIMES, emulator="ministack", check=_batched),
+    "log_level": Case({"LOG_LEVEL": "WARNING"}, BOTH, RUNTIMES, check=_logged_as("WARNING", "auto")),
+    "log_format": Case({"LOG_FORMAT": "json"}, BOTH, RUNTIMES, check=_logged_as("INFO", "json")),
     "dead_letter_queue_url": Case(
         {},  # the base environment names it; the poison body must end there
         frozenset({A.key}),
@@ -198,30 +200,12 @@ CASES: dict[str, Case] = {
         delays={"PutItem": 0.3},
         check=_bounded_puts,
     ),
-    "metrics_enabled": Case(
-        {"METRICS_ENABLED": "true"},
-        frozenset({A.key, B.key}),
-        NOTIFIED,
-        {"backfill": NO_EMF, "backfill-queue": NO_EMF},
-        check=_emits("PhotoIngest", "Service"),
-    ),
-    "metrics_namespace": Case(
-        {"METRICS_ENABLED": "true", "METRICS_NAMESPACE": "MatrixSpace"},
-        frozenset({A.key, B.key}),
-        NOTIFIED,
-        {"backfill": NO_EMF, "backfill-queue": NO_EMF},
-        check=_emits("MatrixSpace", "Service"),
-    ),
-    "metrics_dimensions": Case(
-        {"METRICS_ENABLED": "true", "METRICS_DIMENSIONS": '{"Fleet": "matrix"}'},
-        frozenset({A.key, B.key}),
-        NOTIFIED,
-        {"backfill": NO_EMF, "backfill-queue": NO_EMF},
-        check=_emits("PhotoIngest", "Fleet"),
-    ),
+    "metrics_enabled": _metrics({}, "PhotoIngest", "Service"),
+    "metrics_namespace": _metrics({"METRICS_NAMESPACE": "MatrixSpace"}, "MatrixSpace", "Service"),
+    "metrics_dimensions": _metrics({"METRICS_DIMENSIONS": '{"Fleet": "matrix"}'}, "PhotoIngest", "Fleet"),
     "health_file": Case(
         {},  # the base environment names a file of the test's own
-        frozenset({A.key, B.key}),
+        BOTH,
         ("worker",),
         {
             "lambda": "Lambda has no health check: the service watches the function",
