@@ -220,12 +220,17 @@ def row(key: str, modified: str = "2026-12-04T10:15:30.000Z", size: str = "12") 
     return [BUCKET, quote_plus(key, safe=""), size, modified, "0" * 32]
 
 
-def keys_sent(stack: Stack) -> list[str]:
-    """The keys of the messages on the queue (received once: nothing else reads it), sorted."""
-    keys = []
+def bodies_sent(stack: Stack) -> list[str]:
+    """The bodies of the messages on the queue, each received once (nothing else reads it)."""
+    bodies = []
     while messages := stack.sqs.receive_message(QueueUrl=stack.queue_url, MaxNumberOfMessages=10).get("Messages"):
-        keys += [unquote_plus(json.loads(m["Body"])["Records"][0]["s3"]["object"]["key"]) for m in messages]
-    return sorted(keys)
+        bodies += [message["Body"] for message in messages]
+    return bodies
+
+
+def keys_sent(stack: Stack) -> list[str]:
+    """The keys of the messages on the queue, sorted."""
+    return sorted(unquote_plus(json.loads(body)["Records"][0]["s3"]["object"]["key"]) for body in bodies_sent(stack))
 
 
 async def via_queue(stack: Stack, **overrides: Any) -> int:
@@ -312,6 +317,29 @@ async def test_rows_with_unreadable_times_are_written_with_no_event_time(
     assert set(items) == set(times)
     assert items.pop("photos-raw/good.jpg")["uploadedAt"] == "2026-12-04T10:15:30+00:00"
     assert all(item["uploadedAt"] == item["ingestedAt"] for item in items.values())
+
+
+async def test_a_row_dated_year_1_with_an_offset_never_crashes_the_sender(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """`0001-01-01T00:00:00+01:00` is a readable time whose UTC form is in year 0 (it raised OverflowError out of
+    the sender: a traceback, no resume key, the good rows of its batch unsent). It is sent with no eventTime."""
+    keys = [f"photos-raw/{n:02d}.jpg" for n in range(15)]
+    rows = [
+        row(key, "0001-01-01T00:00:00+01:00" if n == 3 else "2026-12-04T10:15:30.000Z") for n, key in enumerate(keys)
+    ]
+    [name] = put_report(stack, [gzip.compress(csv_rows(*rows))])
+
+    code = await via_queue(stack, concurrency=1)
+    out = capsys.readouterr().out
+
+    assert code == 0, out
+    assert counted(out, "sent") == 15
+    assert f"--start-after {name}:15" in out
+    records = [json.loads(body)["Records"][0] for body in bodies_sent(stack)]
+    assert sorted(unquote_plus(record["s3"]["object"]["key"]) for record in records) == keys
+    [timeless] = [record for record in records if "eventTime" not in record]
+    assert timeless["s3"]["object"]["key"] == "photos-raw/03.jpg"
 
 
 # ---------------------------------------------------------------------------------------------- checksums
