@@ -23,6 +23,7 @@ from structlog.testing import capture_logs
 from service.aws.clients import open_s3
 from service.config import BackfillQueueSettings, TableSettings
 from service.ingest.ids import photo_id
+from service.ops.backfill import manifest
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.inventory import report_objects
 from service.ops.backfill.options import Options
@@ -417,3 +418,21 @@ async def test_what_an_unusable_report_prints_is_escaped_and_bounded(
     assert shows in err
     assert all(char.isprintable() for char in err.rstrip("\n"))
     assert len(err) < 1_200
+
+
+async def test_a_manifest_over_its_bound_or_not_text_exits_2(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A manifest.json is read only up to MANIFEST_BYTES_MAX (16 MiB; lowered here), and must be UTF-8 text."""
+    put_report(stack, [gzip.compress(csv_rows(row("photos-raw/a.jpg")))])
+    monkeypatch.setattr(manifest, "MANIFEST_BYTES_MAX", 100)
+    too_big = await via_queue(stack)
+    monkeypatch.undo()
+    stack.s3.put_object(Bucket=DESTINATION, Key=f"{REPORT}/manifest.json", Body=b"\xff\xfe{}")
+    not_text = await via_queue(stack)
+    err = capsys.readouterr().err
+
+    assert (too_big, not_text) == (2, 2)
+    assert re.search(rf"{MANIFEST} is [\d,]+ bytes, over 100\n", err), err
+    assert f"{MANIFEST} is not UTF-8 text" in err
+    assert stack.depth() == 0

@@ -91,8 +91,8 @@ async def read_manifest(s3: S3Client, uri: str, bucket: str) -> Manifest:
         response = await s3.get_object(Bucket=where, Key=key)
         body = response["Body"]
         async with body:
-            if response["ContentLength"] > MANIFEST_BYTES_MAX:
-                raise InventoryError(f"{cut(uri, SHOWN_CHARS)} is over {MANIFEST_BYTES_MAX >> 20} MiB: no manifest")
+            if (size := response["ContentLength"]) > MANIFEST_BYTES_MAX:
+                raise InventoryError(f"{cut(uri, SHOWN_CHARS)} is {size:,} bytes, over {MANIFEST_BYTES_MAX:,}")
             data = await body.read()
     except AWS_ERRORS as exc:
         raise InventoryError(f"cannot read {cut(uri, SHOWN_CHARS)}: {error_code(exc)}: {cut(str(exc), 300)}") from None
