@@ -27,6 +27,7 @@ from service.metrics import Metrics
 from service.ops.backfill.objects import Listed, skip_reason
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import ResumePoint, Tally
+from service.text import cut
 
 log = structlog.get_logger("service.ops.backfill.run")
 
@@ -114,7 +115,7 @@ class Backfill:
     def _abort(self, reason: str, kind: ErrorKind | None, error: str) -> None:
         if self.aborted is None:
             self.aborted = f"{reason}: {error}"
-            log.error("backfill.aborted", reason=reason, kind=kind, error=error)
+            log.error("backfill.aborted", reason=reason, kind=kind, error=cut(error, 1000))
         self._stop.set()
 
     def figures(self) -> dict[str, Any]:

@@ -27,6 +27,7 @@ from service.ops.backfill.options import Options
 from service.ops.backfill.outbox import Entry, Outbox
 from service.ops.backfill.pacing import BacklogGate, TokenBucket
 from service.ops.backfill.progress import ResumePoint, Tally
+from service.text import cut
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -121,7 +122,7 @@ class Sender:
     def _abort(self, reason: str, kind: ErrorKind | None, error: str) -> None:
         if self.aborted is None:
             self.aborted = f"{reason}: {error}"
-            log.error("backfill.aborted", reason=reason, kind=kind, error=error)
+            log.error("backfill.aborted", reason=reason, kind=kind, error=cut(error, 1000))
         self._stop.set()
 
     def figures(self) -> dict[str, Any]:
