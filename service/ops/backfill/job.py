@@ -17,14 +17,17 @@ from service.compose import open_ingest
 from service.config import IngestSettings, TableSettings
 from service.ingest.fields import PoisonMessageError
 from service.ingest.limiter import Limiter
+from service.ingest.trust import ANY_SENDER
 from service.metrics import Metrics
-from service.ops.backfill.inventory import InventoryError, inventory_objects, read_manifest, resume_point
+from service.ops.backfill.inventory import report_objects
+from service.ops.backfill.manifest import InventoryError
 from service.ops.backfill.objects import Listed, listing
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import report_progress, summary
 from service.ops.backfill.receipt import queue_summary
 from service.ops.backfill.run import Backfill
 from service.ops.backfill.send import Sender
+from service.text import cut, printable
 
 if TYPE_CHECKING:
     import aioboto3
@@ -37,34 +40,48 @@ async def backfill_command(
     settings: TableSettings, options: Options, stop: asyncio.Event, terminal: TextIO | None
 ) -> int:
     """The whole command once settings are loaded: progress on `terminal` if there is one, summary on stdout."""
-    if isinstance(settings, IngestSettings):  # a direct run writes what the workers would: from trusted buckets
-        try:
-            settings.trust().bucket(options.bucket)
-        except PoisonMessageError as exc:
-            print(f"photo-ingest: backfill: --bucket: {exc} (ALLOWED_BUCKETS)", file=sys.stderr)
-            return process.EXIT_USAGE
+    # a direct run writes what the workers would: from valid names, and from ALLOWED_BUCKETS if it is set
+    trust = settings.trust() if isinstance(settings, IngestSettings) else ANY_SENDER
     session = make_session()
     async with AsyncExitStack() as stack:
         try:
+            trust.bucket(options.bucket)  # the worker's rule: it would quarantine every event of another
             objects = await _objects(await open_s3(stack, session, 2), options)
-        except InventoryError as exc:
-            print(f"photo-ingest: backfill: {exc}", file=sys.stderr)
+        except (InventoryError, PoisonMessageError) as exc:
+            print(f"photo-ingest: backfill: {printable(cut(str(exc), 1000))}", file=sys.stderr)
             return process.EXIT_USAGE
         backfill = await _run(stack, session, objects, settings, options)
         log.info("backfill.started", **_described(options, settings))
-        async with asyncio.TaskGroup() as group:
-            progress = group.create_task(report_progress(backfill, terminal))
-            try:
-                tally = await backfill.run(stop)
-            finally:
-                progress.cancel()
+        await _carry_out(backfill, stop, terminal)
     interrupted = stop.is_set() and not backfill.aborted
     if terminal:
         terminal.write("\n")
     log.info("backfill.finished", **backfill.figures(), interrupted=interrupted, aborted=backfill.aborted)
     report = queue_summary if options.queue_url else summary
     print(report(backfill, options, interrupted), flush=True)
-    return process.EXIT_FAILED if tally.failed or backfill.aborted or interrupted else process.EXIT_OK
+    return process.EXIT_FAILED if backfill.tally.failed or backfill.aborted or interrupted else process.EXIT_OK
+
+
+async def _carry_out(backfill: Backfill | Sender, stop: asyncio.Event, terminal: TextIO | None) -> None:
+    """Run it with its progress line. Whatever it raises (a bug: no object, row or AWS answer should) ends the
+    run as aborted, so the summary still names the resume point."""
+    async with asyncio.TaskGroup() as group:
+        progress = group.create_task(report_progress(backfill, terminal))
+        try:
+            await backfill.run(stop)
+        except Exception as exc:  # logged with its traceback; the summary says how far it got
+            log.exception("backfill.crashed")
+            backfill.aborted = backfill.aborted or f"internal_error: {_first(exc)}"
+            stop.set()
+        finally:
+            progress.cancel()
+
+
+def _first(exc: BaseException) -> str:
+    """The first error inside task groups, as `Type: message`."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _described(options: Options, settings: TableSettings) -> dict[str, Any]:
@@ -79,11 +96,7 @@ def _described(options: Options, settings: TableSettings) -> dict[str, Any]:
 
 async def _objects(s3: S3Client, options: Options) -> AsyncGenerator[Listed]:
     """The listing, or the report's objects; an unusable report raises InventoryError before anything runs."""
-    if not options.inventory:
-        return listing(s3, options)
-    manifest = await read_manifest(s3, options.inventory, options.bucket)
-    resume_point(manifest, options.start_after)  # a --start-after that names no data file of it
-    return inventory_objects(s3, manifest, options)
+    return await report_objects(s3, options) if options.inventory else listing(s3, options)
 
 
 async def _run(
