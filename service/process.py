@@ -49,6 +49,12 @@ def load_settings(cls: type[SettingsT] = Settings, **overrides: Any) -> Settings
     return settings
 
 
+def check_aws_environment() -> None:
+    """For `demo` and `local`, which make clients before they load settings: the AWS variables alone."""
+    if problems := environment.problems(os.environ):
+        raise ConfigurationError("; ".join(problems))
+
+
 def _explain(error: ErrorDetails) -> str:
     """`VARIABLE: problem`, or `VARIABLE[key]: problem` inside a JSON object or list. A check across fields has
     no location: its message names the variables itself."""

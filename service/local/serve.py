@@ -36,6 +36,7 @@ def _cmd_local(args: argparse.Namespace) -> int:
     if not moto_endpoint.available():
         print(moto_endpoint.install_hint("local"), file=sys.stderr)
         return process.EXIT_USAGE
+    process.check_aws_environment()  # the stack's clients are made before the settings are loaded
     if not moto_endpoint.port_is_free(args.port):
         raise process.ConfigurationError(
             f"--port {args.port}: {moto_endpoint.HOST}:{args.port} is in use; choose another"
