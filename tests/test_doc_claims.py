@@ -1,0 +1,206 @@
+"""What the docs claim about the code is checked against the code: the settings, the metric and alarm names, the
+command lines, and the README sections that other pages cite by name.
+
+Every test reads the files, so a setting, metric, alarm or command that someone adds is checked the day it
+lands: documented and emitted, or the build fails.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import json
+import re
+import shlex
+from pathlib import Path
+
+import pytest
+
+from service.cli import build_parser
+from service.metrics import METRIC_UNITS
+from tests.test_docs import anchors, slug
+from tests.test_settings_errors import settings_classes
+
+ROOT = Path(__file__).resolve().parents[1]
+README = ROOT / "README.md"
+DOCS = sorted([README, *(ROOT / "docs").glob("*.md")])
+CONFIG = sorted(path for path in (ROOT / "config").rglob("*") if path.is_file() and path.suffix != ".lock")
+FENCED = re.compile(r"^\s*(```|~~~)[^\n]*\n(.*?)^\s*\1\s*$", re.MULTILINE | re.DOTALL)
+
+
+def documented_settings() -> dict[str, str]:
+    """The README's configuration table: variable -> its default cell, without backticks."""
+    section = README.read_text().split("## Configuration", 1)[1].split("\n## ", 1)[0]
+    rows = re.findall(r"^\| `([A-Z_]+)` \| (.*?) \|", section, flags=re.MULTILINE)
+    return {name: default.strip().strip("`") for name, default in rows}
+
+
+def declared_settings() -> dict[str, object]:
+    """Every field of every settings class: variable -> default (`...` when it is required)."""
+    found: dict[str, object] = {}
+    for cls in settings_classes():
+        for name, field in cls.model_fields.items():
+            default = ... if field.is_required() else field.get_default(call_default_factory=True)
+            found.setdefault(name.upper(), default)
+    return found
+
+
+def same_default(cell: str, default: object) -> bool:
+    if default is ...:
+        return cell == "(required)"
+    if default is None:
+        return cell == "unset"
+    if isinstance(default, bool):
+        return cell == str(default).lower()
+    if isinstance(default, int | float):
+        return float(cell.replace(",", "")) == default
+    if isinstance(default, dict):
+        return bool(json.loads(cell) == default)
+    return cell == str(default)
+
+
+def test_the_readme_table_is_every_setting_with_its_default() -> None:
+    """One row per field of every settings class (the Lambda's and backfill's too), with the field's default."""
+    documented, declared = documented_settings(), declared_settings()
+    assert sorted(declared.keys() - documented.keys()) == [], "settings missing from the README's table"
+    assert sorted(documented.keys() - declared.keys()) == [], "rows for settings that do not exist"
+    wrong = {name: cell for name, cell in documented.items() if not same_default(cell, declared[name])}
+    assert wrong == {}, f"defaults that differ from the code: {wrong}"
+
+
+def test_example_env_lists_every_setting_with_its_default() -> None:
+    """config/example.env names every setting (a commented-out line means unset); an uncommented value of a
+    setting that has a default is that default."""
+    text = (ROOT / "config" / "example.env").read_text()
+    lines = dict(re.findall(r"^#? ?([A-Z][A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE))
+    declared = declared_settings()
+    assert sorted(declared.keys() - lines.keys()) == [], "settings missing from config/example.env"
+    set_here = dict(re.findall(r"^([A-Z][A-Z0-9_]+)=(.*)$", text, flags=re.MULTILINE))
+    wrong = {
+        name: value
+        for name, value in set_here.items()
+        if name in declared and declared[name] is not ... and not same_default(value, declared[name])
+    }
+    assert wrong == {}, f"values that are not the default: {wrong}"
+
+
+# A metric family is an emitted name less its last word (`Records`, `Throttled`, `InFlight`, `PutLatency`):
+# a code span that starts with one names a metric of ours, and must be emitted.
+FAMILIES = {re.sub(r"[A-Z][a-z0-9]*$", "", name) for name in METRIC_UNITS} - {""}
+CODE_SPAN_NAME = re.compile(r"`([A-Z][A-Za-z0-9]+)`")
+
+
+def metric_references(text: str) -> set[str]:
+    names = set(CODE_SPAN_NAME.findall(text)) | set(re.findall(r"\b([A-Z][A-Za-z0-9]+)\b", text))
+    return {name for name in names if any(name.startswith(family) and name != family for family in FAMILIES)}
+
+
+def test_metric_families_are_found() -> None:
+    """A guard on the pattern: the operations page names several of the metrics."""
+    assert {"Records", "Messages", "Throttled", "InFlight"} <= FAMILIES
+    assert len(metric_references((ROOT / "docs" / "operations.md").read_text())) >= 5
+
+
+@pytest.mark.parametrize("path", DOCS + CONFIG, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_metric_named_is_one_the_code_emits(path: Path) -> None:
+    """A metric of ours named in a doc, the dashboard or a template is one `service/metrics.py` emits."""
+    text = path.read_text()
+    named = {name for name in metric_references(text) if not name.endswith(("Alarm", "Error", "Exception"))}
+    assert sorted(named - METRIC_UNITS.keys()) == []
+
+
+def template_resources() -> set[str]:
+    """The logical ids of every CloudFormation template under config/."""
+    found = set()
+    for path in CONFIG:
+        if path.suffix in (".yaml", ".yml") and "AWSTemplateFormatVersion" in path.read_text():
+            found |= set(re.findall(r"^  ([A-Za-z0-9]+):\s*$", path.read_text(), flags=re.MULTILINE))
+    return found
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_alarm_named_is_in_a_template(path: Path) -> None:
+    """`SomethingAlarm` in a doc is a resource of a template under config/."""
+    named = set(re.findall(r"\b([A-Z][A-Za-z0-9]*Alarm)\b", path.read_text()))
+    assert sorted(named - template_resources()) == []
+
+
+def command_lines(path: Path) -> list[str]:
+    """Each `photo-ingest ...` command in the file's code blocks, continuation lines joined. In a block with
+    `$ ` prompts only the prompted lines are commands; the others are output."""
+    found = []
+    for block in FENCED.finditer(path.read_text()):
+        text = block.group(2).replace("\\\n", " ")
+        lines = text.splitlines()
+        if any(line.lstrip().startswith("$ ") for line in lines):
+            lines = [line.lstrip()[2:] for line in lines if line.lstrip().startswith("$ ")]
+        for line in lines:
+            command = re.match(r"^\s*(?:[A-Z_]+=\S*\s+)*photo-ingest(\s.*)?$", line.split(" #", 1)[0])
+            if command:
+                found.append((command.group(1) or "").strip())
+    return found
+
+
+def parses(command: str) -> str | None:
+    """None when the real parser takes `command` (optional `[...]` groups are dropped, and each must name
+    options the subcommand has); else argparse's complaint."""
+    optional = re.findall(r"\[([^\]]*)\]", command)
+    argv = shlex.split(re.sub(r"\[[^\]]*\]", " ", command))
+    err = io.StringIO()
+    with contextlib.redirect_stderr(err), contextlib.redirect_stdout(io.StringIO()):
+        try:
+            args = build_parser().parse_args(argv)
+        except SystemExit as exc:
+            return None if exc.code == 0 else err.getvalue().strip().splitlines()[-1]
+    subcommand = build_parser()._subparsers._group_actions[0].choices[args.command]  # type: ignore[union-attr]
+    options = {option for action in subcommand._actions for option in action.option_strings}
+    unknown = [word for group in optional for word in group.split() if word.startswith("-") and word not in options]
+    return f"unknown options {unknown}" if unknown else None
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_command_line_shown_parses(path: Path) -> None:
+    """Every `photo-ingest ...` line in a code block parses with the real argument parser."""
+    problems = {command: problem for command in command_lines(path) if (problem := parses(command))}
+    assert problems == {}
+
+
+def test_the_command_lines_are_found() -> None:
+    """A guard on the extraction: the backfill page shows several commands, continuation lines included."""
+    commands = command_lines(ROOT / "docs" / "backfill.md")
+    assert len(commands) >= 5
+    assert any("--via-queue" in command and "--max-backlog" in command for command in commands)
+    assert parses("backfill --bucket b --max abc") is not None
+
+
+# `README "Performance"`, `docs/lambda.md, "Settings"`, `README's "IAM"`: a section cited by its name.
+SECTION_CITATION = re.compile(r"(README|docs/[\w-]+\.md)(?:'s)?,? \"([^\"]+)\"")
+CITING = sorted(
+    path
+    for pattern in ("README.md", "docs/*.md", "config/**/*", "service/**/*.py", "tests/*.py", "Dockerfile", "Makefile")
+    for path in ROOT.glob(pattern)
+    if path.is_file() and path.suffix not in (".lock", ".pyc") and path.name != "test_doc_claims.py"
+)
+
+
+@pytest.mark.parametrize("path", CITING, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_section_cited_by_name_exists(path: Path) -> None:
+    """A page, template or module that cites `README "Section"` or `docs/page.md "Section"` cites a heading
+    that page has (sections move from the README to docs/; their citations must follow)."""
+    missing = []
+    for page, section in SECTION_CITATION.findall(path.read_text(errors="replace")):
+        target = README if page == "README" else ROOT / page
+        headings = anchors(target) if target.exists() else set()
+        if not any(heading.startswith(slug(section)) for heading in headings):  # a heading's first words do
+            missing.append(f'{page} "{section}"')
+    assert missing == []
+
+
+def test_the_citation_pattern_finds_citations() -> None:
+    """A guard on the pattern: it reads the three ways citations are written."""
+    text = 'x (README "Configuration"), docs/lambda.md, "Settings" and README\'s "How it works".'
+    assert SECTION_CITATION.findall(text) == [
+        ("README", "Configuration"),
+        ("docs/lambda.md", "Settings"),
+        ("README", "How it works"),
+    ]
