@@ -15,9 +15,13 @@ import shlex
 from pathlib import Path
 
 import pytest
+from structlog.testing import capture_logs
 
 from service.cli import build_parser
 from service.metrics import METRIC_UNITS
+from tests.conftest import Stack
+from tests.test_backfill import run as run_backfill
+from tests.test_backfill import upload
 from tests.test_docs import anchors, slug
 from tests.test_settings_errors import settings_classes
 
@@ -204,3 +208,85 @@ def test_the_citation_pattern_finds_citations() -> None:
         ("docs/lambda.md", "Settings"),
         ("README", "How it works"),
     ]
+
+
+# Paths in the repository that a doc names in a code span: `config/x`, `service/y.py`, `bench/`, ...
+REPO_PATH = re.compile(r"`((?:config|service|docs|bench|tests|scripts)/[\w./-]*)`")
+OUTPUTS = {"bench/results"}  # where `python -m bench` writes; made by the first run
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_repository_path_named_exists(path: Path) -> None:
+    """A file or folder a doc names (`config/requirements.lock`, `service/ingest/pace.py`) is there."""
+    named = {name.rstrip("./") for name in REPO_PATH.findall(path.read_text())} - OUTPUTS
+    assert sorted(name for name in named if "*" not in name and not (ROOT / name).exists()) == []
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_make_target_named_exists(path: Path) -> None:
+    """`make lock`, `make lambda-zip`: each target a doc tells you to run is in the Makefile."""
+    targets = set(re.findall(r"^([\w.-]+):", (ROOT / "Makefile").read_text(), flags=re.MULTILINE))
+    named = set(re.findall(r"(?:`|^\s*)make ([a-z][\w-]*)", path.read_text(), flags=re.MULTILINE))
+    assert sorted(named - targets) == []
+
+
+NUMBER_WORDS = {"one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7, "eight": 8}
+# A page that walks through a template, and the template.
+TEMPLATE_PAGES = {"docs/deploy.md": "config/cloudformation.yaml", "docs/lambda.md": "config/lambda.yaml"}
+
+
+def alarms_in(template: str) -> set[str]:
+    text = (ROOT / template).read_text()
+    return set(re.findall(r"^  (\w+):\n    Type: AWS::CloudWatch::Alarm$", text, flags=re.MULTILINE))
+
+
+@pytest.mark.parametrize(("page", "template"), TEMPLATE_PAGES.items())
+def test_a_page_counts_and_names_its_templates_alarms(page: str, template: str) -> None:
+    """ "The two alarms" is the template's count, and the page names each of its alarms."""
+    text = (ROOT / page).read_text()
+    alarms = alarms_in(template)
+    assert alarms, f"no alarm found in {template}: the pattern is broken"
+    counts = {
+        NUMBER_WORDS[word.lower()] for word in re.findall(r"\b(\w+) alarms\b", text) if word.lower() in NUMBER_WORDS
+    }
+    assert counts <= {len(alarms)}, f"{page} counts {counts} alarms; {template} has {len(alarms)}"
+    if any(alarm in text for alarm in alarms):
+        assert sorted(alarm for alarm in alarms if alarm not in text) == []
+
+
+def test_the_stack_environment_listed_in_deploy_md_is_the_templates() -> None:
+    """deploy.md's list of the task's environment variables is the task definition's, no more, no fewer."""
+    text = (ROOT / "docs" / "deploy.md").read_text()
+    listed_at = text.index("the settings as environment variables:")
+    listed = set(re.findall(r"`([A-Z_*]+)(?:=[^`]*)?`", text[listed_at : text.index(". The rest", listed_at)]))
+    template = (ROOT / "config" / "cloudformation.yaml").read_text()
+    container = template.split("Environment:", 1)[1].split("\n\n", 1)[0]
+    environment = set(re.findall(r"\{ Name: ([A-Z_]+),", container))
+    wildcards = {name[:-1] for name in listed if name.endswith("*")}
+    covered = {name for name in environment if any(name.startswith(prefix) for prefix in wildcards)}
+    assert sorted(environment - covered - listed) == [], "set by the template, not listed"
+    assert sorted(listed - environment - {f"{prefix}*" for prefix in wildcards}) == [], "listed, not set"
+
+
+async def test_the_backfill_logs_each_put_as_operations_md_says(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """operations.md's sentence on backfill logs: the event names, the level and the fields it gives are the
+    ones a real direct backfill logs, and the items carry the eventName it says."""
+    claim = next(p for p in (ROOT / "docs" / "operations.md").read_text().split("\n\n") if "written by a backfill" in p)
+    upload(stack, 2)
+    with capture_logs() as logs:
+        code, _ = await run_backfill(stack, capsys)
+    assert code == 0
+    puts = [event for event in logs if str(event["event"]).startswith("photo.")]
+    assert {event["event"] for event in puts} <= set(re.findall(r"`(photo\.\w+)`", claim))
+    assert len(puts) == 2
+    for level in re.findall(r"at `(?:LOG_LEVEL=)?(DEBUG|INFO|WARNING|ERROR)`", claim):
+        assert {event["log_level"] for event in puts} == {level.lower()}
+    for field, value in re.findall(r'`(\w+): "([^"]*)"`', claim):
+        assert all(event.get(field) == value for event in puts), f'{field}: "{value}"'
+    for field in re.findall(r"with its `(\w+)`|, `(\w+)`", claim):
+        assert all(name in event for event in puts for name in field if name)
+    [event_name] = re.findall(r'`eventName = "(\w+)"`', claim)
+    items = stack.dynamodb.scan(TableName=stack.table)["Items"]
+    assert {item["eventName"]["S"] for item in items} == {event_name}
