@@ -7,7 +7,9 @@ lands: documented and emitted, or the build fails.
 
 from __future__ import annotations
 
+import ast
 import contextlib
+import importlib
 import io
 import json
 import re
@@ -290,3 +292,45 @@ async def test_the_backfill_logs_each_put_as_operations_md_says(
     [event_name] = re.findall(r'`eventName = "(\w+)"`', claim)
     items = stack.dynamodb.scan(TableName=stack.table)["Items"]
     assert {item["eventName"]["S"] for item in items} == {event_name}
+
+
+def logged_events() -> tuple[set[str], set[str]]:
+    """The event names service/ logs: string literals shaped `noun.event`, and the prefixes of f-strings that
+    make one (`f"photo.{outcome}"`)."""
+    names, prefixes = set(), set()
+    for path in (ROOT / "service").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.Constant) and isinstance(node.value, str):
+                if re.fullmatch(r"[a-z_]+\.[a-z_]+", node.value):
+                    names.add(node.value)
+            elif isinstance(node, ast.JoinedStr) and node.values and isinstance(node.values[0], ast.Constant):
+                head = str(node.values[0].value)
+                if re.fullmatch(r"[a-z_]+\.", head):
+                    prefixes.add(head)
+    return names, prefixes
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_log_event_named_is_one_the_code_logs(path: Path) -> None:
+    """`photo.inserted`, `backfill.progress`: an event a doc names in a code span is one service/ logs (the
+    nouns are those of the code's own events; `config.py` and the like are not events)."""
+    names, prefixes = logged_events()
+    nouns = {name.split(".")[0] for name in names} | {prefix[:-1] for prefix in prefixes}
+    nouns -= {"service", "config", "settings"}  # module paths, not events
+    spans = set(re.findall(r"`([a-z_]+\.[a-z_]+)`", path.read_text()))
+    named = {span for span in spans if span.split(".")[0] in nouns and span.split(".")[1] not in {"py", "md", "json"}}
+    unknown = sorted(
+        name
+        for name in named
+        if name not in names and not any(name.startswith(prefix) for prefix in prefixes) and not _in_code(name)
+    )
+    assert unknown == []
+
+
+def _in_code(name: str) -> bool:
+    """`process.add_command`: a function of a service module, named as code, not an event."""
+    module, attribute = name.split(".")
+    try:
+        return hasattr(importlib.import_module(f"service.{module}"), attribute)
+    except ImportError:
+        return False

@@ -109,7 +109,7 @@ def test_the_unpacked_zip_runs_as_lambda_runs_it(lambda_zip: Path, stack: Stack,
 
 
 def test_the_zip_figures_in_lambda_md_are_the_built_zips(lambda_zip: Path) -> None:
-    """docs/lambda.md's "zip size" row (MB zipped, MB unzipped, files) is what `make lambda-zip` builds, within
+    """The zip-size row of docs/lambda.md (MB zipped, MB unzipped, files) is what `make lambda-zip` builds, within
     3%: the lock pins every wheel, so only a change of dependencies moves it, and the row must move with it."""
     row = next(line for line in (ROOT / "docs" / "lambda.md").read_text().splitlines() if line.startswith("| zip size"))
     figures = re.search(r"([\d.]+) MB zipped, ([\d.]+) MB unzipped.*?([\d,]+) files", row)
