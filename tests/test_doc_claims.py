@@ -334,3 +334,12 @@ def _in_code(name: str) -> bool:
         return hasattr(importlib.import_module(f"service.{module}"), attribute)
     except ImportError:
         return False
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_settings_table_row_gives_the_codes_default(path: Path) -> None:
+    """A `| `SETTING` | `default` | ... |` row on any page gives the default the code has."""
+    declared = declared_settings()
+    rows = re.findall(r"^\| `([A-Z][A-Z0-9_]+)` \| `([^`]*)` \|", path.read_text(), flags=re.MULTILINE)
+    wrong = {name: cell for name, cell in rows if name in declared and not same_default(cell, declared[name])}
+    assert wrong == {}
