@@ -8,14 +8,20 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import math
+import os
+import re
 import signal
 from collections.abc import Callable, Sequence
 from typing import Any, TypeVar
 
 import structlog
 from pydantic import ValidationError
+from pydantic_core import ErrorDetails
+from pydantic_settings import SettingsError
 
-from service.config import HealthSettings, Settings
+from service.aws import environment
+from service.config import HealthSettings, Settings, TableSettings
 
 EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 SettingsT = TypeVar("SettingsT", bound=HealthSettings)
@@ -27,15 +33,44 @@ class ConfigurationError(Exception):
 
 
 def load_settings(cls: type[SettingsT] = Settings, **overrides: Any) -> SettingsT:  # type: ignore[assignment]
-    """Settings from the environment and `.env`; one readable line per problem, no traceback."""
+    """Settings from the environment and `.env`; for a command that reaches AWS (all that load `TableSettings` or
+    richer: `health` does not), the AWS SDK's own variables are checked too.
+
+    Every problem is one `VARIABLE: what is wrong` clause, all of them on one line, with no traceback."""
+    problems = environment.problems(os.environ) if issubclass(cls, TableSettings) else []
     try:
-        return cls(**overrides)
+        settings = cls(**overrides)
     except ValidationError as exc:
-        lines = []
-        for error in exc.errors():
-            variable = "_".join(str(part) for part in error["loc"]).upper() or "settings"
-            lines.append(f"{variable}: {error['msg']}")
-        raise ConfigurationError("; ".join(lines)) from None
+        problems = [*map(_explain, exc.errors()), *problems]
+    except SettingsError as exc:  # a complex value (a JSON object) that does not decode, before validation
+        problems = [_undecodable(exc), *problems]
+    if problems:
+        raise ConfigurationError("; ".join(problems))
+    return settings
+
+
+def check_aws_environment() -> None:
+    """For `demo` and `local`, which make clients before they load settings: the AWS variables alone."""
+    if problems := environment.problems(os.environ):
+        raise ConfigurationError("; ".join(problems))
+
+
+def _explain(error: ErrorDetails) -> str:
+    """`VARIABLE: problem`, or `VARIABLE[key]: problem` inside a JSON object or list. A check across fields has
+    no location: its message names the variables itself."""
+    message = str(error["ctx"]["error"]) if error["type"] == "value_error" and "ctx" in error else error["msg"]
+    if not error["loc"]:
+        return message
+    variable, *inside = (str(part) for part in error["loc"])
+    where = f"[{']['.join(inside)}]" if inside else ""
+    return f"{variable.upper()}{where}: {message}"
+
+
+def _undecodable(exc: SettingsError) -> str:
+    field = re.search(r'field "(\w+)"', str(exc))
+    variable = field.group(1).upper() if field else "a setting"
+    cause = f" ({exc.__cause__})" if exc.__cause__ else ""
+    return f"{variable}: must be valid JSON{cause}"
 
 
 def event_loop_factory() -> Callable[[], asyncio.AbstractEventLoop] | None:
@@ -58,6 +93,24 @@ def _request_stop(stop: asyncio.Event, sig: signal.Signals) -> None:
     if not stop.is_set():
         structlog.get_logger("service.process").info("process.stop_requested", signal=sig.name)
     stop.set()
+
+
+def bounded(kind: type[int] | type[float], low: float, high: float | None = None) -> Callable[[str], Any]:
+    """An argparse `type` for a number from `low` to `high`, whose error says so as a user would:
+    `argument --max: must be a whole number, 1 or more, not 'abc'`."""
+    noun = "a whole number" if kind is int else "a number"
+    allowed = f"{noun}, {low:g} or more" if high is None else f"{noun} from {low:g} to {high:g}"
+
+    def parse(text: str) -> int | float:
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or not low <= value <= (math.inf if high is None else high):  # NaN is never in range
+            raise argparse.ArgumentTypeError(f"must be {allowed}, not {text!r}")
+        return value
+
+    return parse
 
 
 AWS_VARIABLES = ("AWS_REGION", "AWS_ENDPOINT_URL[_SQS|_DYNAMODB|_S3]", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS")

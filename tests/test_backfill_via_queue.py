@@ -450,7 +450,7 @@ def test_the_command_sends_as_an_operator_runs_it(stack: Stack, tmp_path: Path) 
     [
         (["--rate", "10"], {}, "--rate and --max-backlog pace --via-queue"),
         (["--via-queue"], {"QUEUE_URL": ""}, "QUEUE_URL"),
-        (["--via-queue", "--rate", "0"], {"QUEUE_URL": "q"}, "--rate: must be 0.1 to 100000"),
+        (["--via-queue", "--rate", "0"], {"QUEUE_URL": "q"}, "--rate: must be a number from 0.1 to 100000, not '0'"),
     ],
 )
 def test_misuse_exits_2_and_says_why(

@@ -35,7 +35,8 @@ SQS_SCALER_PARAMETERS = {
 }
 # AWS SDK variables the ConfigMap may set besides the settings (README "Configuration").
 SDK_VARIABLES = {"AWS_REGION", "AWS_DEFAULT_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS", "AWS_STS_REGIONAL_ENDPOINTS"}
-# README "Performance": one process is CPU-bound at about 1,000 messages/s per vCPU, 72 MB peak RSS in the soak.
+# docs/performance.md, "What limits throughput": one process is CPU-bound at about 1,000 messages/s per vCPU,
+# 72 MB peak RSS in the soak.
 MESSAGES_PER_VCPU_S = 1_000
 SOAK_PEAK_RSS_MIB = 72
 DRAIN_TARGET_S = 30  # scaledobject.yaml: the backlog KEDA sees is drained within this

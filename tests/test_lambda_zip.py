@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 import zipfile
@@ -105,3 +106,15 @@ def test_the_unpacked_zip_runs_as_lambda_runs_it(lambda_zip: Path, stack: Stack,
     assert [line["MessagesReceived"] for line in emf] == [2, 1]
     assert {line["awsRequestId"] for line in logs} == {"request-0", "request-1"}
     assert [line["coldStart"] for line in logs if line["event"] == "invocation.finished"] == [True, False]
+
+
+def test_the_zip_figures_in_lambda_md_are_the_built_zips(lambda_zip: Path) -> None:
+    """The zip-size row of docs/lambda.md (MB zipped, MB unzipped, files) is what `make lambda-zip` builds, within
+    3%: the lock pins every wheel, so only a change of dependencies moves it, and the row must move with it."""
+    row = next(line for line in (ROOT / "docs" / "lambda.md").read_text().splitlines() if line.startswith("| zip size"))
+    figures = re.search(r"([\d.]+) MB zipped, ([\d.]+) MB unzipped.*?([\d,]+) files", row)
+    assert figures, row
+    zipped, unzipped, files = (float(n.replace(",", "")) for n in figures.groups())
+    infos = zipfile.ZipFile(lambda_zip).infolist()
+    built = (sum(f.compress_size for f in infos) / 1e6, sum(f.file_size for f in infos) / 1e6, len(infos))
+    assert built == pytest.approx((zipped, unzipped, files), rel=0.03), row

@@ -27,7 +27,7 @@ from service.compose import open_ingest
 from service.ingest.limiter import Limiter
 from service.logs import configure_logging
 from service.metrics import Metrics, MetricsEmitter
-from service.process import load_settings
+from service.process import ConfigurationError, load_settings
 
 if TYPE_CHECKING:
     import aioboto3
@@ -136,8 +136,15 @@ def _raise_if_the_environment_failed(replies: list[Reply]) -> None:
 
 @functools.cache
 def runtime() -> LambdaRuntime:
-    """The execution environment's runtime, made by the first invocation from the environment's settings."""
-    settings = load_settings(LambdaSettings)
+    """The execution environment's runtime, made by the first invocation from the environment's settings.
+
+    A bad setting fails the invocation with one logged line that names the variable (the worker's exit 2)."""
+    try:
+        settings = load_settings(LambdaSettings)
+    except ConfigurationError as exc:
+        configure_logging("INFO", "json")  # the settings' own logging choices may be what is invalid
+        log.error("lambda.configuration_invalid", error=str(exc))
+        raise ConfigurationError(str(exc)) from None
     configure_logging(settings.log_level, settings.log_format)
     return LambdaRuntime(settings)
 

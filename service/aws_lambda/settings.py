@@ -20,5 +20,5 @@ class LambdaSettings(Settings):
 
     # No put starts, and unfinished ones are cut, once less than this is left of the invocation; their messages
     # are reported as failures. It covers what follows the cut: cancelling, the log lines, the EMF line and the
-    # response, at the slowest CPU share Lambda gives (128 MB is 1/14 of a vCPU). README, "Lambda".
+    # response, at the slowest CPU share Lambda gives (128 MB is 1/14 of a vCPU). docs/lambda.md, "Settings".
     lambda_deadline_margin_ms: int = Field(2_000, ge=0, le=LAMBDA_MAX_TIMEOUT_MS)

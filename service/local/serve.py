@@ -24,13 +24,19 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `local`; its handler returns the exit code."""
     summary = "run the worker on an embedded AWS stack (moto) until Ctrl-C, for your own uploads"
     local = process.add_command(commands, "local", summary, ["LOG_LEVEL", "LOG_FORMAT"], _cmd_local)
-    local.add_argument("--port", type=int, default=5000, help="the endpoint's port on 127.0.0.1 (default: 5000)")
+    local.add_argument(
+        "--port",
+        type=process.bounded(int, 0, 65_535),
+        default=5000,
+        help="the endpoint's port on 127.0.0.1 (default: 5000)",
+    )
 
 
 def _cmd_local(args: argparse.Namespace) -> int:
     if not moto_endpoint.available():
         print(moto_endpoint.install_hint("local"), file=sys.stderr)
         return process.EXIT_USAGE
+    process.check_aws_environment()  # the stack's clients are made before the settings are loaded
     if not moto_endpoint.port_is_free(args.port):
         raise process.ConfigurationError(
             f"--port {args.port}: {moto_endpoint.HOST}:{args.port} is in use; choose another"

@@ -41,6 +41,7 @@ def _cmd_demo(args: argparse.Namespace) -> int:
     if not moto_endpoint.available():
         print(moto_endpoint.install_hint("demo"), file=sys.stderr)
         return process.EXIT_USAGE
+    process.check_aws_environment()  # the stack's clients are made before the settings are loaded
     with moto_endpoint.running() as endpoint:
         return asyncio.run(_demo(endpoint))
 

@@ -58,16 +58,6 @@ def _cmd_backfill(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def _bounded(kind: type[int] | type[float], low: float, high: float) -> Any:
-    def parse(text: str) -> int | float:
-        value = kind(text)
-        if not low <= value <= high:
-            raise argparse.ArgumentTypeError(f"must be {low:g} to {high:g}")
-        return value
-
-    return parse
-
-
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `backfill`. Direct: the IngestSettings (PHOTOS_TABLE, RAW_PREFIX, WRITE_MODE, ALLOWED_BUCKETS...),
     s3:ListBucket, dynamodb:PutItem (or PartiQLInsert). Through the queue:
@@ -82,7 +72,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
     parser.add_argument("--dry-run", action="store_true", help="count what would be written; write nothing")
     parser.add_argument(
         "--concurrency",
-        type=_bounded(int, 1, 256),
+        type=process.bounded(int, 1, 256),
         default=16,
         metavar="N",
         help="puts (or sends) in flight (default 16)",
@@ -94,11 +84,14 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         "--via-queue", action="store_true", help="send S3's own notification of each object to QUEUE_URL instead"
     )
     parser.add_argument(
-        "--rate", type=_bounded(float, 0.1, 100_000), metavar="N", help="with --via-queue: at most N messages a second"
+        "--rate",
+        type=process.bounded(float, 0.1, 100_000),
+        metavar="N",
+        help="with --via-queue: at most N messages a second",
     )
     parser.add_argument(
         "--max-backlog",
-        type=_bounded(int, 0, 100_000_000),
+        type=process.bounded(int, 0, 100_000_000),
         metavar="N",
         help="with --via-queue: pause while the queue holds more than N messages",
     )

@@ -91,17 +91,10 @@ def _cmd_redrive(args: argparse.Namespace) -> int:
     return asyncio.run(main())
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError("must be at least 1")
-    return value
-
-
 def register(commands: argparse._SubParsersAction[Any]) -> None:
     """Add `redrive`; it needs QUEUE_URL and DEAD_LETTER_QUEUE_URL."""
     reads = ["QUEUE_URL", "DEAD_LETTER_QUEUE_URL", "LOG_LEVEL", "LOG_FORMAT", *process.AWS_VARIABLES]
     summary = "move the dead-letter queue's messages back to the queue, once their cause is fixed"
     parser = process.add_command(commands, "redrive", summary, reads, _cmd_redrive)
-    parser.add_argument("--max", type=_positive, help="move at most this many messages")
+    parser.add_argument("--max", type=process.bounded(int, 1), help="move at most this many messages")
     parser.add_argument("--dry-run", action="store_true", help="print how many would move; move nothing")
