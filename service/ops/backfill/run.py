@@ -20,7 +20,7 @@ import structlog
 
 from service.aws.errors import ErrorKind, classify, error_code
 from service.aws.table import PhotoStore
-from service.ingest.events import ObjectRecord
+from service.ingest.events import ObjectRecord, is_folder_marker
 from service.ingest.limiter import Limiter
 from service.ingest.settle import Ingest
 from service.metrics import Metrics
@@ -94,7 +94,7 @@ class Backfill:
 
     async def _settle(self, obj: Listed) -> str:
         """The same rules as the worker: the prefix, the photoId, the attributes and the conditional put."""
-        if not obj.key.startswith(self._options.raw_prefix):
+        if not obj.key.startswith(self._options.raw_prefix) or is_folder_marker(obj.key):  # as `Ingest` would
             return "skipped"
         if self._options.dry_run:
             return "would_write"

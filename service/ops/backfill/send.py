@@ -21,6 +21,7 @@ import structlog
 
 from service.aws.errors import ErrorKind, classify, error_code
 from service.aws.queue import SQS_BATCH_MAX
+from service.ingest.events import is_folder_marker
 from service.ops.backfill.notification import notification_body
 from service.ops.backfill.objects import Listed
 from service.ops.backfill.options import Options
@@ -68,7 +69,7 @@ class Sender:
                         break
                     index = self.tally.listed
                     self.tally.listed += 1
-                    if not obj.key.startswith(self._options.raw_prefix):
+                    if not obj.key.startswith(self._options.raw_prefix) or is_folder_marker(obj.key):
                         self._settle(index, obj, "skipped")  # the worker would skip it: not worth a message
                         continue
                     batch.append((index, obj))
