@@ -130,12 +130,12 @@ def test_every_case_ends_as_documented_through_the_real_worker(stack: Stack, tmp
         assert worker.terminate()[0] == 0
         lines = worker.log_path.read_text().splitlines()
 
+    assert max(len(line.encode()) + 1 for line in lines) <= LINE_BYTES_MAX
     assert dead_letter_reasons(stack, sent) == {mid: case.reason for mid, case in sent.items() if case.reason}
     items = stack.items()
     expected = {pair for case in cases for pair in case.items}
     assert {(item["s3Bucket"], item["s3Key"]) for item in items.values()} == expected
     assert_checks(cases, items)
-    assert max(len(line.encode()) + 1 for line in lines) <= LINE_BYTES_MAX
     events = [strict_json(line) for line in lines]
     assert all(isinstance(event, dict) for event in events)
     assert not [event for event in events if event["event"] in {"message.unexpected_error", "message.parse_failed"}]
