@@ -118,6 +118,7 @@ async def test_backfill_skips_folder_markers(stack: Stack, capsys: pytest.Captur
     code, out = await backfill.run(stack, capsys, dry_run=dry_run)
     assert code == 0
     assert backfill.counted(out, "skipped") == 2
+    assert "(folder_marker 2)" in out
     if dry_run:
         assert backfill.counted(out, "would write") == 3
     else:
@@ -133,6 +134,7 @@ async def test_backfill_through_the_queue_sends_no_folder_marker(
     code, out = await via_queue.command(stack, capsys)
     assert code == 0
     assert (via_queue.counted(out, "sent"), via_queue.counted(out, "skipped")) == (2, 1)
+    assert "(folder_marker 1)" in out
     assert "photos-raw/2024/" not in via_queue.keys_on_queue(stack)
 
 
