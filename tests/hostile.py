@@ -37,9 +37,10 @@ class Obj:
 
     key: str
     bucket: str = BUCKET
-    event_time: str | None = "2026-11-01T12:00:00.000Z"
+    event_time: Any = "2026-11-01T12:00:00.000Z"  # anything JSON can hold: a number is no event time
     size: Any = 1024  # anything JSON can hold; `json` writes float("nan") as NaN
     etag: str = "d41d8cd98f00b204e9800998ecf8427e"
+    event: str | None = None  # the eventName (EventBridge: the detail-type) a forger writes; None: the sample's
 
 
 @dataclass(frozen=True)
@@ -60,6 +61,7 @@ def _sample(name: str) -> dict[str, Any]:
 def _record(obj: Obj, *, encode: bool = True) -> dict[str, Any]:
     record = copy.deepcopy(_sample("s3-direct-put-photos-raw")["Records"][0])
     record["eventTime"] = obj.event_time
+    record["eventName"] = obj.event or record["eventName"]
     record["s3"]["bucket"] = {"name": obj.bucket, "arn": f"arn:aws:s3:::{obj.bucket}"}
     key = quote_plus(obj.key, safe="/", errors="surrogatepass") if encode else obj.key
     record["s3"]["object"] = {"key": key, "size": obj.size, "eTag": obj.etag, "sequencer": "0055AED6DCD90281E5"}
@@ -83,13 +85,15 @@ def sns(message: str, topic: str | None = TOPIC) -> str:
 def sns_raw(objects: list[Obj]) -> str:
     document = _sample("sns-raw-delivery-s3-put")
     template = document["Records"][0]
-    document["Records"] = [template | {name: _record(obj)[name] for name in ("s3", "eventTime")} for obj in objects]
+    fields = ("s3", "eventTime", "eventName")
+    document["Records"] = [template | {name: _record(obj)[name] for name in fields} for obj in objects]
     return json.dumps(document, separators=(",", ":"))
 
 
 def eventbridge(obj: Obj, resources: list[str] | None = None) -> str:
     event = _sample("eventbridge-object-created-photos-raw")
     event["time"] = obj.event_time
+    event["detail-type"] = obj.event or event["detail-type"]
     event["resources"] = resources or [f"arn:aws:s3:::{obj.bucket}"]
     event["detail"]["bucket"]["name"] = obj.bucket
     event["detail"]["object"] = {"key": obj.key, "size": obj.size, "etag": obj.etag, "sequencer": "617f08299329d189"}
@@ -170,10 +174,17 @@ def _buckets(envelope: str, trusting: bool) -> Iterator[Case]:
     yield Case(
         "foreign_bucket", envelope, foreign, **_untrusted_unless(trusting, "untrusted_bucket", FOREIGN_BUCKET, key)
     )
-    invalid = {"upper_case": "Beetroot-Raw", "too_short": "ab", "too_long": "b" * 64, "underscore": "beet_raw"}
+    invalid = {"too_short": "ab", "too_long": "b" * 256, "space": "beet raw", "non_ascii": "bëet", "colon": "a:b"}
     for name, bucket in invalid.items():
         wrong = body(envelope, [Obj(_key(name, envelope), bucket=bucket)])
         yield Case(f"bucket_{name}", envelope, wrong, "invalid_bucket")
+    legacy = {"aws_sample": "DOC-EXAMPLE-BUCKET1", "underscore": "Beet_Raw", "longest": "b" * 255}
+    for name, bucket in legacy.items():  # us-east-1 before March 2018: the allowlist, not the name, decides
+        key = _key(f"legacy-{name}", envelope)
+        legit = body(envelope, [Obj(key, bucket=bucket)])
+        yield Case(
+            f"legacy_bucket_{name}", envelope, legit, **_untrusted_unless(trusting, "untrusted_bucket", bucket, key)
+        )
     real_key = f"photos-raw/{_key('slash', envelope)}"
     forged = Obj(real_key.removeprefix("photos-raw/"), bucket=f"{BUCKET}/photos-raw")
     yield Case("bucket_with_slash", envelope, body(envelope, [forged]), "invalid_bucket")
@@ -232,6 +243,41 @@ def _times_and_sizes(envelope: str, trusting: bool) -> Iterator[Case]:
         yield Case(name, envelope, body(envelope, [Obj(key, size=size)]), items=((BUCKET, key),), checks=("no_size",))
 
 
+def _event_times_of_any_type(envelope: str, trusting: bool) -> Iterator[Case]:
+    """An eventTime (EventBridge: time) that is not a string at all is no event time either: the photo is written,
+    where a number used to quarantine the whole message as broken_structure."""
+    for name, event_time in (("number", 1730462400), ("object", {"at": "now"}), ("list", []), ("boolean", True)):
+        key = _key(f"time-{name}", envelope)
+        timeless = body(envelope, [Obj(key, event_time=event_time)])
+        yield Case(f"event_time_{name}", envelope, timeless, items=((BUCKET, key),), checks=("no_event_time",))
+
+
+def _folder_markers(envelope: str, trusting: bool) -> Iterator[Case]:
+    """The S3 console's "Create folder": a zero-byte `photos-raw/.../` that fires ObjectCreated:Put. Skipped as
+    `folder_marker`, never written; a photo in the same message still is."""
+    folder = _key("folder", envelope, "2024/")
+    yield Case("folder_marker", envelope, body(envelope, [Obj(folder, size=0)]))
+    if envelope != "eventbridge":
+        photo = _key("folder", envelope, "2024/photo.jpg")
+        both = body(envelope, [Obj(folder, size=0), Obj(photo)])
+        yield Case("folder_marker_and_photo", envelope, both, items=((BUCKET, photo),))
+
+
+def _long_values(envelope: str, trusting: bool) -> Iterator[Case]:
+    """Values that reach a log line as they are, at any length: an eventName or detail-type of 900,000
+    characters, of characters a log line must escape (6 or 12 bytes each once escaped), beside a 1,024-byte key
+    of control characters; a hundred records each logging a long one. Every line stays within 16 KiB."""
+    name = "ObjectRemoved:" if envelope != "eventbridge" else "Object Removed "
+    huge = name + "x" * 900_000
+    yield Case("event_name_900_KB", envelope, body(envelope, [Obj(_key("long-name", envelope), event=huge)]))
+    escaped = name + "\x85\u202e\U000e0001\x7f" * 15_000  # C1, a bidi override, a tag, DEL
+    control_key = _key("escaped-name", envelope, "") + "\x01" * 980
+    yield Case("escaped_event_name", envelope, body(envelope, [Obj(control_key, event=escaped)]))
+    if envelope != "eventbridge":
+        objects = [Obj(_key("long-names", envelope, f"{n}.jpg"), event=name + "y" * 9_000) for n in range(100)]
+        yield Case("100_long_event_names", envelope, body(envelope, objects))
+
+
 def _item_too_large(envelope: str, trusting: bool) -> Iterator[Case]:
     """DynamoDB refuses an item over 400 KB: the content can never pass, so the message is quarantined."""
     large = body(envelope, [Obj(_key("large", envelope), etag="e" * 410_000)])
@@ -285,6 +331,9 @@ CASES: list[Callable[[str, bool], Iterator[Case]]] = [
     _record_counts,
     _ambiguous,
     _times_and_sizes,
+    _event_times_of_any_type,
+    _folder_markers,
+    _long_values,
     _item_too_large,
     _topics,
     _eventbridge_resources,

@@ -24,8 +24,7 @@ CREATED = [
     ("s3-object-created-post", None, "b0ddd81820882f05e1fa"),
     ("eventbridge-object-created-photos-raw", "photos-raw/example-key.jpg", "037a739adede150f5f2b"),
 ]
-# Every other body of the corpus, and why it writes nothing (AWS's older EventBridge samples name an invalid
-# bucket, DOC-EXAMPLE-BUCKET1: they are poison, tested apart).
+# Every other body of the corpus, and why it writes nothing.
 SKIPPED = [
     ("s3-direct-put", "outside_prefix"),
     ("s3-direct-put-powertools", "outside_prefix"),
@@ -34,6 +33,7 @@ SKIPPED = [
     ("s3-extra-fields-empty-versionid", "outside_prefix"),
     ("sqs-body-from-lambda-event-s3", "outside_prefix"),
     ("eventbridge-object-created-powertools", "outside_prefix"),
+    ("eventbridge-object-created", "outside_prefix"),
     ("s3-object-removed-delete", "not_object_created"),
     ("s3-object-removed-delete-marker-created", "not_object_created"),
     ("s3-object-tagging-put", "not_object_created"),
@@ -41,6 +41,9 @@ SKIPPED = [
     ("s3-lifecycle-transition-synthetic", "not_object_created"),
     ("s3-replication-failed-synthetic", "not_object_created"),
     ("eventbridge-object-deleted-powertools", "not_object_created"),
+    ("eventbridge-object-deleted", "not_object_created"),
+    ("eventbridge-object-restore-completed", "not_object_created"),
+    ("s3-folder-marker-put", "folder_marker"),
     ("s3-testevent", "test_event"),
     ("sns-wrapped-s3-testevent", "test_event"),
     ("sns-wrapped-non-s3-message", "not_an_s3_event"),
@@ -76,15 +79,14 @@ def test_everything_else_is_skipped_with_a_reason(name: str, reason: str) -> Non
     assert all(isinstance(e, SkippedRecord) and e.reason == reason for e in entries), entries
 
 
-@pytest.mark.parametrize(
-    "name", ["eventbridge-object-created", "eventbridge-object-deleted", "eventbridge-object-restore-completed"]
-)
-def test_aws_samples_naming_a_bucket_s3_would_refuse_are_poison(name: str) -> None:
-    """AWS's older EventBridge samples name `DOC-EXAMPLE-BUCKET1`: upper case, which S3 refuses in a bucket name,
-    so no real event can carry it. Such a body is forged: poison, whatever its event type."""
-    with pytest.raises(PoisonMessageError) as caught:
-        parse(name)
-    assert caught.value.reason == "invalid_bucket"
+def test_aws_sample_with_a_legacy_bucket_name_is_written_under_its_prefix() -> None:
+    """AWS's EventBridge samples name `DOC-EXAMPLE-BUCKET1`: upper case, a legacy us-east-1 name that such
+    buckets still have. It was `invalid_bucket` (quarantined); its object is now a record like any other, with
+    the photoId SOURCES.md gives."""
+    [record] = parse_body(event_body("eventbridge-object-created"), "example-")
+    assert isinstance(record, ObjectRecord)
+    assert (record.bucket, record.key) == ("DOC-EXAMPLE-BUCKET1", "example-key")
+    assert photo_id(record.bucket, record.key) == "ac54574c6a46295fe686"
 
 
 def test_keys_are_decoded_exactly_once_before_the_prefix_check() -> None:

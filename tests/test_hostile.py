@@ -1,5 +1,6 @@
 """The hostile corpus (tests/hostile.py) against the trust boundary: every forged or malformed body, in every
-envelope, ends in its documented disposition, with no unexpected error and every log line one JSON object.
+envelope, ends in its documented disposition, with no unexpected error, every log line one JSON object of at most
+16 KiB, and every dead letter's attributes within SQS's limits.
 
 First through the core alone (fast, every case), then through the real worker process against moto: the end
 state is what the table holds, what the queue still holds, and what the dead-letter queue holds and why.
@@ -8,6 +9,7 @@ state is what the table holds, what the queue still holds, and what the dead-let
 from __future__ import annotations
 
 import json
+import re
 from datetime import datetime
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,8 @@ import pytest
 from botocore.exceptions import ClientError
 from structlog.testing import capture_logs
 
+from service import logs as log_setup
+from service.aws.queue import ATTRIBUTE_CHARS_MAX
 from service.ingest.items import Item
 from service.ingest.outcomes import Disposition, PutOutcome
 from service.ingest.settle import Ingest
@@ -27,6 +31,9 @@ from tests.workers import poll_until, worker_env, worker_pool
 
 PREFIX = "photos-raw/"
 ITEM_BYTES_MAX = 400 * 1024
+LINE_BYTES_MAX = 16 * 1024  # docs/security.md: no log line longer, with its newline, whatever the input
+SQS_ATTRIBUTE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,256}")
+SQS_ATTRIBUTE_VALUE = re.compile("[\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]*")
 TRUSTING = Trust(frozenset({BUCKET}), frozenset({hostile.TOPIC}))
 
 
@@ -66,6 +73,22 @@ async def test_every_case_settles_in_the_core_as_documented(trusting: bool) -> N
             assert settlement.disposition is Disposition.DELETE, (where, settlement)
             assert keys_of(table.items.values()) == set(case.items), where
         assert not [entry for entry in logs if entry["event"] in {"message.parse_failed", "photo.failed"}], where
+        for entry in logs:
+            assert_rendered_within_bounds(entry, where)
+
+
+def assert_rendered_within_bounds(entry: dict[str, Any], where: str) -> None:
+    """The event through the whole JSON chain and the whole console chain: at most 16 KiB with its newline; one
+    strict JSON object; on the console, nothing but printable characters and a traceback's line breaks."""
+    for use_json in (True, False):
+        event: Any = {name: value for name, value in entry.items() if name != "log_level"}
+        for processor in log_setup.processors(use_json=use_json):
+            event = processor(None, entry["log_level"], event)
+        assert len(event.encode()) + 1 <= LINE_BYTES_MAX, (where, len(event.encode()))
+        if use_json:
+            assert isinstance(strict_json(event), dict), where
+        else:
+            assert all(line.isprintable() for line in event.split("\n")), where
 
 
 def test_the_corpus_covers_every_reason_in_every_envelope() -> None:
@@ -75,6 +98,8 @@ def test_the_corpus_covers_every_reason_in_every_envelope() -> None:
     for envelope in hostile.ENVELOPES:
         for reason in ("untrusted_bucket", "invalid_bucket", "invalid_key", "ambiguous_json", "invalid_item", None):
             assert (envelope, reason) in reasons, (envelope, reason)
+        names = {case.name for case in cases if case.envelope == envelope}
+        assert {"folder_marker", "legacy_bucket_aws_sample", "event_time_number", "event_name_900_KB"} <= names
     assert {envelope for envelope, reason in reasons if reason == "too_many_records"} == {"direct", "sns", "sns_raw"}
     assert ("sns", "untrusted_topic") in reasons
     assert max(len(case.body.encode()) for case in cases) > hostile.BODY_BYTES_MAX - 200  # a full 1 MiB body
@@ -105,6 +130,7 @@ def test_every_case_ends_as_documented_through_the_real_worker(stack: Stack, tmp
         assert worker.terminate()[0] == 0
         lines = worker.log_path.read_text().splitlines()
 
+    assert max(len(line.encode()) + 1 for line in lines) <= LINE_BYTES_MAX
     assert dead_letter_reasons(stack, sent) == {mid: case.reason for mid, case in sent.items() if case.reason}
     items = stack.items()
     expected = {pair for case in cases for pair in case.items}
@@ -128,9 +154,19 @@ def dead_letter_reasons(stack: Stack, sent: dict[str, hostile.Case]) -> dict[str
     ).get("Messages", []):
         for message in messages:
             attributes = {name: value["StringValue"] for name, value in message.get("MessageAttributes", {}).items()}
+            assert_within_sqs_limits(attributes)
             source = attributes.get("photo-ingest.source-message-id") or by_body[message["Body"]]
             found[source] = attributes.get("photo-ingest.reason", sent[source].reason)
     return found
+
+
+def assert_within_sqs_limits(attributes: dict[str, str]) -> None:
+    """What SQS accepts in a message attribute, and the bound of docs/security.md on its value."""
+    assert len(attributes) <= 10
+    for name, value in attributes.items():
+        assert SQS_ATTRIBUTE_NAME.fullmatch(name), name
+        assert SQS_ATTRIBUTE_VALUE.fullmatch(value), name
+        assert len(value) <= ATTRIBUTE_CHARS_MAX + len("…[cut 1048576 chars]"), name
 
 
 def assert_checks(cases: list[hostile.Case], items: dict[str, dict[str, Any]]) -> None:

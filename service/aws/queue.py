@@ -9,6 +9,7 @@ reported failed.
 from __future__ import annotations
 
 import asyncio
+import re
 import time
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
@@ -18,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 import structlog
 
 from service.aws.errors import classify, error_code
+from service.text import cut
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -28,6 +30,8 @@ log = structlog.get_logger("service.aws.queue")
 SQS_BATCH_MAX = 10
 SQS_MESSAGE_BYTES_MAX = 1_048_576  # body and attributes together
 QUARANTINE_ATTRIBUTE_PREFIX = "photo-ingest."
+ATTRIBUTE_CHARS_MAX = 256  # a quarantine attribute's value: a reason is a word, a message id at most 100 characters
+_SQS_REFUSED = re.compile("[^\t\n\r\x20-\ud7ff\ue000-\ufffd\U00010000-\U0010ffff]")  # SQS's allowed characters
 
 
 @dataclass(slots=True, eq=False)
@@ -209,8 +213,11 @@ def _message_bytes(body: str, attributes: dict[str, Any]) -> int:
 
 
 def quarantine_attributes(message: Message, reason: str) -> dict[str, Any]:
+    """Why, and from which message. Every value is one SQS accepts whatever the message held (`attribute_text`):
+    in Lambda the message id comes from the invocation's event."""
+
     def text(value: str) -> dict[str, str]:
-        return {"DataType": "String", "StringValue": value}
+        return {"DataType": "String", "StringValue": attribute_text(value)}
 
     return {
         f"{QUARANTINE_ATTRIBUTE_PREFIX}reason": text(reason),
@@ -221,3 +228,9 @@ def quarantine_attributes(message: Message, reason: str) -> dict[str, Any]:
         },
         f"{QUARANTINE_ATTRIBUTE_PREFIX}quarantined-at": text(datetime.now(UTC).isoformat()),
     }
+
+
+def attribute_text(value: str) -> str:
+    """`value` as a message attribute: each character SQS refuses (controls but tab, CR and LF; lone surrogates;
+    U+FFFE and U+FFFF) written as a `\\uXXXX` escape, then cut to ATTRIBUTE_CHARS_MAX characters."""
+    return cut(_SQS_REFUSED.sub(lambda found: f"\\u{ord(found.group()):04x}", value), ATTRIBUTE_CHARS_MAX)

@@ -32,10 +32,11 @@ from service.ingest.fields import (
     size_field,
     string_field,
     text_field,
+    time_field,
 )
 from service.ingest.trust import ANY_SENDER, Trust, valid_key
 
-__all__ = ["Entry", "ObjectRecord", "PoisonMessageError", "SkippedRecord", "parse_body"]
+__all__ = ["Entry", "ObjectRecord", "PoisonMessageError", "SkippedRecord", "is_folder_marker", "parse_body", "screen"]
 
 
 @dataclass(frozen=True, slots=True)
@@ -68,7 +69,22 @@ Entry = ObjectRecord | SkippedRecord
 def parse_body(body: str, raw_prefix: str, trust: Trust = ANY_SENDER) -> list[Entry]:
     """Parse one SQS body and check it against `trust`. Raises `PoisonMessageError`; returns an empty list for
     nothing to do."""
-    return _parse_document(load_json(body, "body_not_json"), raw_prefix, trust, inside_sns=False)
+    document = load_json(body, "body_not_json")
+    return [screen(entry) for entry in _parse_document(document, raw_prefix, trust, inside_sns=False)]
+
+
+def screen(entry: Entry) -> Entry:
+    """The rule for every object, however its record was made (parsed here, or listed by backfill); `Ingest.settle`
+    applies it too: a folder marker is skipped, never written."""
+    if isinstance(entry, ObjectRecord) and is_folder_marker(entry.key):
+        return SkippedRecord("folder_marker", entry.bucket, entry.key, entry.event_name)
+    return entry
+
+
+def is_folder_marker(key: str) -> bool:
+    """A key that ends in `/`: the zero-byte object the S3 console's "Create folder" makes, which fires
+    ObjectCreated:Put like any upload."""
+    return key.endswith("/")
 
 
 def _parse_document(doc: object, raw_prefix: str, trust: Trust, *, inside_sns: bool) -> list[Entry]:
@@ -116,7 +132,7 @@ def _from_notification_record(record: object, raw_prefix: str, trust: Trust) -> 
         bucket=bucket,
         key=key,
         event_name=name,
-        event_time=string_field(record, "record", "eventTime"),  # an unreadable time is no time (items.py)
+        event_time=time_field(record, "eventTime"),  # no string, or an unreadable one, is no time (items.py)
         size=size_field(obj, "size"),
         etag=text_field(obj, "object", "eTag"),
         version_id=text_field(obj, "object", "versionId"),
@@ -155,7 +171,7 @@ def _from_eventbridge(event: dict[str, Any], raw_prefix: str, trust: Trust) -> E
         bucket=bucket,
         key=key,
         event_name=f"ObjectCreated:{reason}" if reason else "ObjectCreated",
-        event_time=string_field(event, "event", "time"),
+        event_time=time_field(event, "time"),
         size=size_field(obj, "size"),
         etag=text_field(obj, "object", "etag"),
         version_id=text_field(obj, "object", "version-id"),

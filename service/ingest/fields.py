@@ -85,6 +85,13 @@ def text_field(container: object, where: str, name: str) -> str | None:
     return value
 
 
+def time_field(container: dict[str, Any], name: str) -> str | None:
+    """The event's time, informational like the size: a value that is not a string (a number, an object, a list)
+    is no time. A string that is not a readable time is no time either, but `items.py` decides that."""
+    value = container.get(name)
+    return value if isinstance(value, str) else None
+
+
 def size_field(container: dict[str, Any], name: str) -> int | None:
     """The object's size, informational: a missing, odd or out-of-range one never blocks a photo."""
     value = container.get(name)

@@ -22,7 +22,7 @@ from typing import Protocol
 import structlog
 
 from service.aws.errors import ErrorKind, classify, error_code
-from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, SkippedRecord, parse_body
+from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, SkippedRecord, parse_body, screen
 from service.ingest.items import Item, build_item
 from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition, Outcome, PutOutcome, decide, reason
@@ -110,7 +110,9 @@ class Ingest:
 
     async def settle(self, entries: Sequence[Entry], deadline: float | None = None) -> Settlement:
         """Settle these records, each put in a slot of the limiter; the disposition follows `decide`. A
-        throttled put is retried until `deadline` (`time.monotonic()` seconds); without one, it fails."""
+        throttled put is retried until `deadline` (`time.monotonic()` seconds); without one, it fails. Every
+        record meets `screen` first, whoever made it: a folder marker is skipped in every runtime."""
+        entries = [screen(entry) for entry in entries]
         if len(entries) == 1:
             records = [await self._settle(entries[0], deadline)]
         else:

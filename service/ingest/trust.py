@@ -5,11 +5,16 @@ quarantined under:
 
     untrusted_bucket   a bucket outside ALLOWED_BUCKETS (when it is set)
     untrusted_topic    an SNS envelope from a topic outside ALLOWED_TOPIC_ARNS (when it is set)
-    invalid_bucket     a name S3 would refuse: 3-63 of a-z 0-9 . -, starting and ending with a letter or digit
+    invalid_bucket     a name no S3 bucket has ever had: not 3-255 of A-Z a-z 0-9 . - _ (`/` above all)
     invalid_key        a decoded key over 1,024 UTF-8 bytes, or not valid Unicode (a lone surrogate)
     too_many_records   more than MAX_RECORDS_PER_MESSAGE records
 
 A key may hold any other character, control characters included: the item keeps the exact key.
+
+The bucket rule accepts every name S3 has ever created, the legacy ones of us-east-1 before March 2018 included
+(upper case, `_`, up to 255 characters), since those buckets still send events. It is not the trust boundary:
+the allowlist is. The rule keeps photoIds unambiguous: with no `/` in a bucket, `sha256(f"{bucket}/{key}")` names
+one (bucket, key) pair. `ALLOWED_BUCKETS` is checked against the same rule (service/config.py).
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from dataclasses import dataclass
 
 from service.ingest.fields import PoisonMessageError, shown
 
-BUCKET_NAME = re.compile(r"[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]")
+BUCKET_NAME = re.compile(r"[A-Za-z0-9._-]{3,255}")  # today's rules (3-63 of a-z 0-9 . -) are a subset
 TOPIC_ARN = re.compile(r"arn:aws[a-z-]*:sns:[a-z0-9-]+:\d{12}:[A-Za-z0-9_-]{1,256}(\.fifo)?")
 KEY_BYTES_MAX = 1024  # S3's own limit on a key, in UTF-8 bytes
 MAX_RECORDS_DEFAULT = 100

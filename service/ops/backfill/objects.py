@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service.ingest.events import is_folder_marker
 from service.ingest.fields import PoisonMessageError
 from service.ingest.trust import valid_key
 from service.ops.backfill.options import Options
@@ -55,8 +56,8 @@ async def listing(s3: S3Client, options: Options) -> AsyncGenerator[Listed]:
 
 def skip_reason(obj: Listed, raw_prefix: str) -> str | None:
     """Why the worker would not write this object, with the worker's own rules (`service.ingest.trust`), or None
-    to write (or send) it: the row's `problem`, `invalid_key` (over 1,024 UTF-8 bytes, or not valid Unicode), or
-    `outside_prefix`, checked in the worker's order."""
+    to write (or send) it: the row's `problem`, `invalid_key` (over 1,024 UTF-8 bytes, or not valid Unicode),
+    `outside_prefix`, or `folder_marker` (`service.ingest.events.screen`), checked in the worker's order."""
     if obj.problem:
         return obj.problem
     try:
@@ -64,4 +65,6 @@ def skip_reason(obj: Listed, raw_prefix: str) -> str | None:
     except PoisonMessageError as exc:
         log.warning("backfill.object_skipped", reason=exc.reason, key=cut(obj.key, 200), detail=str(exc))
         return exc.reason
-    return None if obj.key.startswith(raw_prefix) else "outside_prefix"
+    if not obj.key.startswith(raw_prefix):
+        return "outside_prefix"
+    return "folder_marker" if is_folder_marker(obj.key) else None
