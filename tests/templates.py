@@ -34,6 +34,7 @@ DEFAULT_CONDITIONS = {
     "ReadsInventory": False,
     "WritesInBatches": False,
     "MappingIsEnabled": True,
+    "HasBackfillRole": False,
 }
 
 
@@ -105,6 +106,12 @@ def parameters_for(conditions: dict[str, bool]) -> dict[str, str]:
         else "",
         "Tags": "team=photos,cost-center=42" if conditions["HasTag1"] else "",
     }
+    if conditions.get("HasSourceTopic"):
+        values["SourceTopicArn"] = "arn:aws:sns:eu-west-1:123456789012:photo-uploads"
+    if conditions.get("ReadsInventory"):
+        values["InventoryBucketName"] = "raw-photos-inventory"
+    if conditions.get("HasAlarmTopic"):
+        values["AlarmTopicArn"] = "arn:aws:sns:eu-west-1:123456789012:alarms"
     return values
 
 
