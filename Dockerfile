@@ -75,7 +75,7 @@ VOLUME ["/tmp"]
 USER 10001:10001
 
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["photo-ingest", "health"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python", "-I", "-m", "service.ops.liveness"]
 
 # Exec form: photo-ingest is PID 1 and receives SIGTERM itself; the worker drains, then exits 0.
 ENTRYPOINT ["photo-ingest"]

@@ -92,7 +92,7 @@ def test_the_dockerfile_runs_the_worker_as_pid_1_non_root_from_the_lock() -> Non
     assert 'ENTRYPOINT ["photo-ingest"]' in instructions
     assert 'CMD ["run"]' in instructions
     assert "STOPSIGNAL SIGTERM" in instructions
-    assert re.search(r'^HEALTHCHECK .*CMD \["photo-ingest", "health"\]$', text, re.MULTILINE)
+    assert re.search(r'^HEALTHCHECK .*CMD \["python", "-I", "-m", "service.ops.liveness"\]$', text, re.MULTILINE)
     [user] = [line for line in instructions if line.startswith("USER")]
     assert re.fullmatch(r"USER [1-9]\d*:[1-9]\d*", user)
     assert "--require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock" in text
@@ -348,7 +348,7 @@ def test_the_standalone_task_definition_is_fargate_ready(moto_endpoint: str, mon
     assert worker["readonlyRootFilesystem"] is True
     assert worker["user"] == "10001:10001"
     assert definition["containerDefinitions"][0]["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}
-    assert worker["healthCheck"]["command"] == ["CMD", "photo-ingest", "health"]
+    assert worker["healthCheck"]["command"] == ["CMD", "python", "-I", "-m", "service.ops.liveness"]
     assert worker["logConfiguration"]["logDriver"] == "awslogs"
     [mount] = worker["mountPoints"]
     assert mount["containerPath"] == "/tmp"

@@ -1,7 +1,7 @@
 """The Kubernetes deployment as code (config/k8s/base and its overlays): every manifest, and every overlay as
 rendered, validates offline against a published schema,
 the kustomization renders (its files exist and their references resolve), and the manifests keep the worker's
-contract: the drain fits the grace period, the probe is `photo-ingest health`, the pod is locked down, and the
+contract: the drain fits the grace period, the probe is the cheap liveness entry, the pod is locked down, and the
 ConfigMap, the KEDA trigger and the IRSA policies name the same queue, table and service accounts."""
 
 from __future__ import annotations
@@ -268,11 +268,12 @@ def test_the_grace_period_outlasts_the_drain() -> None:
 
 
 def test_the_probes_run_photo_ingest_health() -> None:
-    """Liveness (and the start-up probe) execute `photo-ingest health`, which reads the heartbeat file only, in
+    """Liveness (and the start-up probe) execute the liveness entry (`photo-ingest health`'s verdict, standard
+    library only), which reads the heartbeat file only, in
     the image's working directory; no HTTP port, no AWS call."""
     container = worker_container()
     for probe in ("livenessProbe", "startupProbe"):
-        assert container[probe]["exec"] == {"command": ["photo-ingest", "health"]}
+        assert container[probe]["exec"] == {"command": ["python", "-I", "-m", "service.ops.liveness"]}
         assert container[probe]["timeoutSeconds"] >= 5
     assert "readinessProbe" not in container  # nothing routes traffic to the worker
     assert container.get("args", ["run"]) == ["run"]  # the image's CMD
