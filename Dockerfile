@@ -11,6 +11,9 @@
 # `python -m venv` and `python -m pip` are used rather than a system `pip install`, so the same file builds on
 # the official image and on a Debian base whose system Python is externally managed (`make image-check`).
 
+# Architecture-neutral: the digest is the tag's multi-platform index, every wheel in the lock exists for x86_64 and
+# aarch64 (manylinux), and nothing below names an architecture, so `--platform linux/arm64` builds a Graviton image
+# (docs/deploy.md, "arm64").
 # The base, pinned by digest: a tag moves under you, a digest does not. To take a newer base (a Python patch
 # release, Debian security updates), read the tag's current index digest with
 # `docker buildx imagetools inspect python:3.11-slim-bookworm` (or `crane digest python:3.11-slim-bookworm`),
@@ -49,7 +52,11 @@ RUN python -m venv /opt/venv \
 
 FROM ${BASE_IMAGE}
 
-LABEL org.opencontainers.image.title="photo-ingest" \
+# The release, pyproject.toml's `version`, passed by `make image-check` (and your build: --build-arg
+# VERSION=$(make -s print-version)); `photo-ingest --version` in the image reads the same pyproject.
+ARG VERSION=unknown
+LABEL org.opencontainers.image.version="${VERSION}" \
+      org.opencontainers.image.title="photo-ingest" \
       org.opencontainers.image.description="S3 -> SQS -> DynamoDB ingest worker" \
       org.opencontainers.image.licenses="MIT"
 
@@ -75,7 +82,7 @@ VOLUME ["/tmp"]
 USER 10001:10001
 
 STOPSIGNAL SIGTERM
-HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["photo-ingest", "health"]
+HEALTHCHECK --interval=30s --timeout=5s --start-period=30s --retries=3 CMD ["python", "-I", "-m", "service.ops.liveness"]
 
 # Exec form: photo-ingest is PID 1 and receives SIGTERM itself; the worker drains, then exits 0.
 ENTRYPOINT ["photo-ingest"]

@@ -19,6 +19,7 @@ from service.logs import configure_logging
 from service.ops import health
 from service.ops.backfill import command as backfill
 from service.ops.check import command as check
+from service.ops.connect import command as connect
 from service.ops.redrive import command as redrive
 from service.text import printable
 from service.worker.worker import run_worker
@@ -66,7 +67,7 @@ def build_parser() -> argparse.ArgumentParser:
         health_reads,
         _cmd_health,
     )
-    for module in (check, demo, serve, backfill, redrive):  # each adds its own subcommand
+    for module in (check, demo, serve, backfill, redrive, connect):  # each adds its own subcommand
         module.register(commands)
     return parser
 

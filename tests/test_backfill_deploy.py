@@ -15,6 +15,7 @@ import pytest
 from service.config import BackfillQueueSettings, IngestSettings
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.options import Options
+from tests import templates
 from tests.conftest import BUCKET, Stack
 from tests.fleet import photo_keys, queue_options, upload
 from tests.test_backfill_inventory import DESTINATION, MANIFEST, make_report, rows_of_bucket
@@ -31,7 +32,10 @@ def resolved(value: Any, names: dict[str, str]) -> Any:
     if not isinstance(value, dict):
         return value
     if "Fn::If" in value:
-        value = value["Fn::If"][1]  # the backfill reads inventory reports in these tests
+        condition, yes, no = value["Fn::If"]
+        value = yes if condition == "ReadsInventory" else no  # these tests read inventory reports; no KMS key
+        if value == {"Ref": "AWS::NoValue"}:
+            return None
     if "Fn::GetAtt" in value:
         return names[value["Fn::GetAtt"][0]]
     if "Fn::Sub" in value:
@@ -48,10 +52,8 @@ def test_the_backfill_task_runs_backfill_via_queue_with_a_role_of_its_own() -> N
     role, task = resources["BackfillTaskRole"], resources["BackfillTaskDefinition"]
     [policy] = role["Properties"]["Policies"]
     granted = {}
-    for written in statements(policy):
-        statement = written["Fn::If"][1] if "Fn::If" in written else written
-        if "Fn::If" in written:
-            assert (written["Fn::If"][0], written["Fn::If"][2]) == ("ReadsInventory", {"Ref": "AWS::NoValue"})
+    for statement in statements(templates.resolved(policy, {"ReadsInventory": True})):
+        if statement["Sid"] == "ReadInventoryReports":
             assert statement["Resource"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${InventoryBucketName}/*"}
         by_name = {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}"}  # not GetAtt: the queue policy names it
         at = (
@@ -72,6 +74,8 @@ def test_the_backfill_task_runs_backfill_via_queue_with_a_role_of_its_own() -> N
     assert backfill["Image"] == container(resources)["Image"]
     assert {"Name": "QUEUE_URL", "Value": {"Ref": "Queue"}} in backfill["Environment"]
     assert "BackfillTaskRole" not in json.dumps([resources["TaskRole"], resources["TaskDefinition"]])
+    without_inventory = templates.resolved(policy, {"ReadsInventory": False})
+    assert "ReadInventoryReports" not in {s["Sid"] for s in statements(without_inventory)}
 
 
 async def test_the_backfill_task_role_is_enough_to_backfill_through_the_queue_and_no_more(

@@ -39,8 +39,8 @@ def env_with_region_only(stack: Stack, **settings: str) -> dict[str, str]:
         ["check"],
         ["backfill", "--bucket", BUCKET],
         ["backfill", "--bucket", BUCKET, "--dry-run"],
-        ["redrive"],
-        ["redrive", "--dry-run"],
+        ["redrive", "--force"],  # the emulator's DLQ has no policy: redrive refuses it without --force
+        ["redrive", "--dry-run", "--force"],
     ],
     ids=" ".join,
 )

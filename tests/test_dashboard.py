@@ -33,6 +33,9 @@ PLACEHOLDERS = {
     "DeadLetterQueueNotEmptyAlarm.Arn": f"{ALARMS}:photo-ingest-dead-letter-queue-not-empty",
     "OldestMessageAgeAlarm.Arn": f"{ALARMS}:photo-ingest-oldest-message-age",
     "UntrustedMessagesAlarm.Arn": f"{ALARMS}:photo-ingest-untrusted-messages",
+    "InvalidItemsAlarm.Arn": f"{ALARMS}:photo-ingest-invalid-items",
+    "ConflictsAlarm.Arn": f"{ALARMS}:photo-ingest-conflicts",
+    "NoRunningWorkersAlarm.Arn": f"{ALARMS}:photo-ingest-no-running-workers",
 }
 STATISTICS = re.compile(r"SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?")
 GRID_WIDTH = 24

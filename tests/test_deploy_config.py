@@ -16,7 +16,6 @@ from typing import Any
 
 import boto3
 import pytest
-from cfnlint.decode import decode
 from moto.cloudformation.parsing import get_model_map
 from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
@@ -25,6 +24,7 @@ from service.config import Settings
 from service.ops.check.command import run_checks
 from service.ops.check.findings import Level
 from tests.conftest import REGION, Stack, eventually, run_until
+from tests.templates import actions_of, load, resolved, statements
 from tests.test_preflight import iam_enforced, iam_user_credentials
 
 ROOT = Path(__file__).parent.parent
@@ -51,34 +51,11 @@ MOTO_UNSUPPORTED = {
     "AWS::S3::BucketPolicy",
 }
 SDK_VARIABLES = {"AWS_REGION", "AWS_RETRY_MODE", "AWS_MAX_ATTEMPTS"}
+TWO_TAGS = {"HasTag1": True, "HasTag2": True, "HasTag3": False}  # the deployments pass Tags=team=photos,stage=test
 
 
 def template() -> dict[str, Any]:
-    decoded, problems = decode(str(TEMPLATE))
-    assert not problems, problems
-    assert decoded is not None
-    return json.loads(json.dumps(decoded))  # plain dicts, with the short forms (!Ref ...) in their long form
-
-
-def resolved(node: Any, conditions: dict[str, bool]) -> Any:
-    """`node` with each `Fn::If` decided by `conditions`, and `AWS::NoValue` dropped from lists."""
-    if isinstance(node, dict):
-        if set(node) == {"Fn::If"}:
-            name, yes, no = node["Fn::If"]
-            return resolved(yes if conditions[name] else no, conditions)
-        return {key: resolved(value, conditions) for key, value in node.items()}
-    if isinstance(node, list):
-        return [value for value in (resolved(item, conditions) for item in node) if value != {"Ref": "AWS::NoValue"}]
-    return node
-
-
-def statements(policy: dict[str, Any]) -> list[dict[str, Any]]:
-    found = policy["PolicyDocument"]["Statement"]
-    return [found] if isinstance(found, dict) else list(found)
-
-
-def actions_of(statement: dict[str, Any]) -> list[str]:
-    return [statement["Action"]] if isinstance(statement["Action"], str) else list(statement["Action"])
+    return load(TEMPLATE)
 
 
 def container(resources: dict[str, Any]) -> dict[str, Any]:
@@ -115,7 +92,7 @@ def test_the_dockerfile_runs_the_worker_as_pid_1_non_root_from_the_lock() -> Non
     assert 'ENTRYPOINT ["photo-ingest"]' in instructions
     assert 'CMD ["run"]' in instructions
     assert "STOPSIGNAL SIGTERM" in instructions
-    assert re.search(r'^HEALTHCHECK .*CMD \["photo-ingest", "health"\]$', text, re.MULTILINE)
+    assert re.search(r'^HEALTHCHECK .*CMD \["python", "-I", "-m", "service.ops.liveness"\]$', text, re.MULTILINE)
     [user] = [line for line in instructions if line.startswith("USER")]
     assert re.fullmatch(r"USER [1-9]\d*:[1-9]\d*", user)
     assert "--require-hashes --only-binary=:all: --no-deps -r /tmp/requirements.lock" in text
@@ -232,8 +209,8 @@ def test_verify_objects_grants_reading_the_raw_photos_only_when_enabled() -> Non
     for policy in resolved(resources["TaskRole"]["Properties"], {"VerifiesObjects": True})["Policies"]:
         extra += [s for s in statements(policy) if s["Sid"] in {"VerifyObjects", "MissingObjectsAnswer404"}]
     assert {(s["Action"], json.dumps(s["Resource"])) for s in extra} == {
-        ("s3:GetObject", json.dumps({"Fn::Sub": "${RawBucket.Arn}/${RawPrefix}*"})),
-        ("s3:ListBucket", json.dumps({"Fn::GetAtt": ["RawBucket", "Arn"]})),
+        ("s3:GetObject", json.dumps({"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}/${RawPrefix}*"})),
+        ("s3:ListBucket", json.dumps({"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}"})),
     }
     environment = {e["Name"]: e["Value"] for e in container(resources)["Environment"]}
     assert environment["VERIFY_OBJECTS"] == {"Ref": "VerifyObjects"}
@@ -268,7 +245,7 @@ def test_only_the_bucket_the_topic_and_the_operators_may_send_to_the_queue() -> 
         parsed["Resources"]["QueuePolicy"]["Properties"], {"HasSourceTopic": False, "WantsBackfillTask": False}
     )
     assert "SourceTopicNotifications" not in {s["Sid"] for s in statements(without_topic)}
-    operator = parsed["Resources"]["OperatorRole"]["Properties"]
+    operator = resolved(parsed["Resources"]["OperatorRole"]["Properties"])
     sends = {
         json.dumps(s["Resource"])
         for p in operator["Policies"]
@@ -338,7 +315,10 @@ def test_the_template_wires_bucket_queue_and_table_as_the_issue_asks() -> None:
     assert table["BillingMode"] == "PAY_PER_REQUEST"
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
     alarms = {r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
-    assert alarms == {"ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "MessagesUntrusted"}
+    assert alarms == {
+        *("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "MessagesUntrusted"),
+        *("RecordsInvalid", "RecordsConflict", "RunningTaskCount"),
+    }
     scaling = resources["BacklogPerTaskScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     metrics = {m["Id"]: m for m in scaling["CustomizedMetricSpecification"]["Metrics"]}
     assert metrics["visible"]["MetricStat"]["Metric"]["MetricName"] == "ApproximateNumberOfMessagesVisible"
@@ -368,7 +348,7 @@ def test_the_standalone_task_definition_is_fargate_ready(moto_endpoint: str, mon
     assert worker["readonlyRootFilesystem"] is True
     assert worker["user"] == "10001:10001"
     assert definition["containerDefinitions"][0]["linuxParameters"] == {"capabilities": {"drop": ["ALL"]}}
-    assert worker["healthCheck"]["command"] == ["CMD", "photo-ingest", "health"]
+    assert worker["healthCheck"]["command"] == ["CMD", "python", "-I", "-m", "service.ops.liveness"]
     assert worker["logConfiguration"]["logDriver"] == "awslogs"
     [mount] = worker["mountPoints"]
     assert mount["containerPath"] == "/tmp"
@@ -409,6 +389,9 @@ def deployable_in_moto() -> tuple[dict[str, Any], set[str]]:
     supported = get_model_map()
     dropped = {r["Type"] for r in parsed["Resources"].values() if r["Type"] not in supported}
     parsed["Resources"] = {k: r for k, r in parsed["Resources"].items() if r["Type"] in supported}
+    for resource in parsed["Resources"].values():  # moto keeps a dropped (AWS::NoValue) tag as null: two tags given
+        if "Tags" in resource.get("Properties", {}):
+            resource["Properties"]["Tags"] = resolved(resource["Properties"]["Tags"], TWO_TAGS)
     # moto models the dashboard, but its body names the alarms, which moto cannot create: it goes with them.
     del parsed["Resources"]["Dashboard"]
     del parsed["Outputs"]["DashboardName"]
@@ -428,12 +411,14 @@ def role_policy(iam: Any, role_arn: str) -> list[dict[str, Any]]:
     return list(document["Statement"])
 
 
+@pytest.mark.parametrize("existing", [False, True], ids=["creates-bucket-and-table", "uses-existing-ones"])
 async def test_the_template_deploys_into_moto_and_the_worker_drains_its_queue(
-    stack: Stack, monkeypatch: pytest.MonkeyPatch
+    stack: Stack, monkeypatch: pytest.MonkeyPatch, existing: bool
 ) -> None:
     """create_stack with the template (less what moto cannot model), uploads under photos-raw/, then the real
     worker, holding only the task role's permissions, writes one item per photo and quarantines poison to the
-    dead-letter queue; `check` passes on the same stack."""
+    dead-letter queue; `check` passes on the same stack. Either the stack creates the bucket and the table, or it
+    is given existing ones (CreateBucket=false, CreateTable=false) and its role is scoped to those."""
     parsed, dropped = deployable_in_moto()
     assert dropped <= MOTO_UNSUPPORTED  # anything else moto cannot create would be a surprise to look at
     cloudformation, ec2 = boto3.client("cloudformation", region_name=REGION), boto3.client("ec2", region_name=REGION)
@@ -441,11 +426,22 @@ async def test_the_template_deploys_into_moto_and_the_worker_drains_its_queue(
     subnet = ec2.describe_subnets(Filters=[{"Name": "vpc-id", "Values": [vpc]}])["Subnets"][0]["SubnetId"]
     parameters = {
         "ImageUri": "x/photo-ingest:1",
+        "ImageRepositoryArn": f"arn:aws:ecr:{REGION}:123456789012:repository/photo-ingest",
         "VpcId": vpc,
         "SubnetIds": subnet,
         "RawBucketName": "raw-photos",
         "PhotosTableName": "PhotosFromTheStack",
+        "Tags": "team=photos,stage=test",
     }
+    if existing:  # the old Lambda's bucket and table, made outside the stack
+        stack.s3.create_bucket(Bucket="raw-photos")
+        stack.dynamodb.create_table(
+            TableName="PhotosFromTheStack",
+            BillingMode="PAY_PER_REQUEST",
+            AttributeDefinitions=[{"AttributeName": "photoId", "AttributeType": "S"}],
+            KeySchema=[{"AttributeName": "photoId", "KeyType": "HASH"}],
+        )
+        parameters |= {"CreateBucket": "false", "CreateTable": "false"}
     cloudformation.create_stack(
         StackName="photo-ingest",
         TemplateBody=json.dumps(parsed),
@@ -459,6 +455,12 @@ async def test_the_template_deploys_into_moto_and_the_worker_drains_its_queue(
     assert attributes["ReceiveMessageWaitTimeSeconds"] == "20"
     assert json.loads(attributes["RedrivePolicy"])["maxReceiveCount"] >= 5
 
+    created = {
+        r["LogicalResourceId"]
+        for r in cloudformation.list_stack_resources(StackName="photo-ingest")["StackResourceSummaries"]
+    }
+    assert {"RawBucket", "PhotosTable"} & created == (set() if existing else {"RawBucket", "PhotosTable"})
+    assert (out["PhotosTableName"], out["RawBucketName"]) == ("PhotosFromTheStack", "raw-photos")
     # moto ignores a bucket's NotificationConfiguration in CloudFormation: set the template's one through the API.
     [notification] = parsed["Resources"]["RawBucket"]["Properties"]["NotificationConfiguration"]["QueueConfigurations"]
     stack.s3.put_bucket_notification_configuration(

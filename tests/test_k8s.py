@@ -1,6 +1,7 @@
-"""The Kubernetes deployment as code (config/k8s): every manifest validates offline against a published schema,
+"""The Kubernetes deployment as code (config/k8s/base and its overlays): every manifest, and every overlay as
+rendered, validates offline against a published schema,
 the kustomization renders (its files exist and their references resolve), and the manifests keep the worker's
-contract: the drain fits the grace period, the probe is `photo-ingest health`, the pod is locked down, and the
+contract: the drain fits the grace period, the probe is the cheap liveness entry, the pod is locked down, and the
 ConfigMap, the KEDA trigger and the IRSA policies name the same queue, table and service accounts."""
 
 from __future__ import annotations
@@ -19,13 +20,18 @@ from cloudcoil.models.keda.v1alpha1 import ScaledObject, TriggerAuthentication
 from pydantic import BaseModel
 
 from service.config import Settings
+from tests.kustomize import render
 
 ROOT = Path(__file__).parent.parent
-K8S = ROOT / "config" / "k8s"
-IAM = K8S / "iam"
+K8S = ROOT / "config" / "k8s" / "base"
+OVERLAYS = sorted(path for path in (ROOT / "config" / "k8s" / "overlays").iterdir() if path.is_dir())
+IAM = ROOT / "config" / "k8s" / "iam"
 BIN = Path(sys.executable).parent
 KEDA_VERSION = "2.16"  # the KEDA release the manifests target; docs/kubernetes.md says the same
-CORE_KINDS = {"Namespace", "ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget"}
+CORE_KINDS = {
+    *("Namespace", "ServiceAccount", "ConfigMap", "Deployment", "PodDisruptionBudget", "NetworkPolicy"),
+    "PriorityClass",
+}
 KEDA_MODELS: dict[str, type[BaseModel]] = {"ScaledObject": ScaledObject, "TriggerAuthentication": TriggerAuthentication}
 # The aws-sqs-queue scaler's trigger parameters in KEDA 2.16 (its docs, "Trigger Specification" and
 # "Authentication Parameters"); the models type `metadata` as a plain map, so a misspelt key needs this list.
@@ -148,6 +154,68 @@ def test_the_core_manifests_pass_kubernetes_validate_strict() -> None:
     assert result.stdout.count(" passed for resource ") == len(paths), result.stdout
 
 
+@pytest.mark.parametrize("overlay", OVERLAYS, ids=lambda path: path.name)
+def test_every_overlay_renders_and_passes_kubernetes_validate_strict_and_the_keda_models(
+    overlay: Path, tmp_path: Path
+) -> None:
+    """Each overlay, rendered (base plus its patches), passes kubernetes-validate --strict for the core kinds and
+    the KEDA 2.16 models for the others; its ConfigMap sets both allowlists and the queue KEDA watches, and its
+    service account names an IRSA role."""
+    documents = render(overlay)
+    paths = []
+    for n, document in enumerate(documents):
+        if document["kind"] in KEDA_MODELS:
+            assert keda_round_trip(document) == document
+        else:
+            paths.append(tmp_path / f"{n}.yaml")
+            paths[-1].write_text(yaml.safe_dump(document))
+    by_kind = {document["kind"]: document for document in documents}
+    assert set(by_kind) == CORE_KINDS | set(KEDA_MODELS)
+
+    result = kubernetes_validate(*paths)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    data = by_kind["ConfigMap"]["data"]
+    assert data["ALLOWED_BUCKETS"]
+    assert "ALLOWED_TOPIC_ARNS" in data
+    [trigger] = by_kind["ScaledObject"]["spec"]["triggers"]
+    assert trigger["metadata"]["queueURL"] == data["QUEUE_URL"]
+    assert trigger["metadata"]["awsRegion"] == data["AWS_REGION"]
+    role = by_kind["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert role.startswith("arn:aws:iam::")
+    assert role != manifests()["ServiceAccount"]["metadata"]["annotations"]["eks.amazonaws.com/role-arn"]
+    assert by_kind["Namespace"]["metadata"]["name"] == "photo-ingest"
+    assert by_kind["Deployment"]["metadata"]["namespace"] == "photo-ingest"
+
+
+def test_replicas_spread_over_zones_with_a_priority_and_a_network_policy() -> None:
+    """Zones first (then nodes), without blocking a one-zone cluster; the PriorityClass the pods name never
+    preempts; the NetworkPolicy selects the worker's pods, admits nothing in, and lets out only DNS and 443."""
+    pod = pod_spec()
+    zone, host = pod["topologySpreadConstraints"]
+    assert (zone["topologyKey"], host["topologyKey"]) == ("topology.kubernetes.io/zone", "kubernetes.io/hostname")
+    labels = pod_labels()
+    for spread in (zone, host):
+        assert spread["maxSkew"] == 1
+        assert spread["whenUnsatisfiable"] == "ScheduleAnyway"
+        assert spread["labelSelector"]["matchLabels"].items() <= labels.items()
+    priority = manifests()["PriorityClass"]
+    assert pod["priorityClassName"] == priority["metadata"]["name"]
+    assert (priority["preemptionPolicy"], priority["globalDefault"]) == ("Never", False)
+    network = manifests()["NetworkPolicy"]["spec"]
+    assert network["podSelector"]["matchLabels"].items() <= labels.items()
+    assert set(network["policyTypes"]) == {"Ingress", "Egress"}
+    assert network["ingress"] == []
+    ports = {(port["protocol"], port["port"]) for rule in network["egress"] for port in rule["ports"]}
+    assert ports == {("UDP", 53), ("TCP", 53), ("TCP", 443)}
+    [dns] = [rule for rule in network["egress"] if "to" in rule]
+    assert {port["port"] for port in dns["ports"]} == {53}  # only DNS goes to the cluster; 443 goes out
+
+
+def pod_labels() -> dict[str, str]:
+    return dict(manifests()["Deployment"]["spec"]["template"]["metadata"]["labels"])
+
+
 def test_kubernetes_validate_strict_rejects_a_misspelt_field(tmp_path: Path) -> None:
     """The control for the test above: one misspelt field in the Deployment fails the validation."""
     deployment = manifests()["Deployment"]
@@ -201,11 +269,12 @@ def test_the_grace_period_outlasts_the_drain() -> None:
 
 
 def test_the_probes_run_photo_ingest_health() -> None:
-    """Liveness (and the start-up probe) execute `photo-ingest health`, which reads the heartbeat file only, in
+    """Liveness (and the start-up probe) execute the liveness entry (`photo-ingest health`'s verdict, standard
+    library only), which reads the heartbeat file only, in
     the image's working directory; no HTTP port, no AWS call."""
     container = worker_container()
     for probe in ("livenessProbe", "startupProbe"):
-        assert container[probe]["exec"] == {"command": ["photo-ingest", "health"]}
+        assert container[probe]["exec"] == {"command": ["python", "-I", "-m", "service.ops.liveness"]}
         assert container[probe]["timeoutSeconds"] >= 5
     assert "readinessProbe" not in container  # nothing routes traffic to the worker
     assert container.get("args", ["run"]) == ["run"]  # the image's CMD

@@ -12,9 +12,11 @@ from typing import Any
 import boto3
 import pytest
 from cfnlint.decode import decode
+from moto.cloudformation.parsing import get_model_map
 
 from service.aws_lambda.settings import LambdaSettings
 from tests.conftest import REGION, Stack
+from tests.templates import resolved, statements
 
 ROOT = Path(__file__).parent.parent
 TEMPLATE = ROOT / "config" / "lambda.yaml"
@@ -27,7 +29,7 @@ FUNCTION_ACTIONS = {
     "sqs:DeleteMessage": {"Fn::GetAtt": ["Queue", "Arn"]},
     "sqs:GetQueueAttributes": {"Fn::GetAtt": ["Queue", "Arn"]},
     "sqs:SendMessage": {"Fn::GetAtt": ["DeadLetterQueue", "Arn"]},
-    "dynamodb:PutItem": {"Fn::Sub": TABLE_ARN},
+    "dynamodb:PutItem": {"Fn::GetAtt": ["PhotosTable", "Arn"]},  # the table it created (CreateTable=true)
     "logs:CreateLogStream": {"Fn::GetAtt": ["LogGroup", "Arn"]},
     "logs:PutLogEvents": {"Fn::GetAtt": ["LogGroup", "Arn"]},
 }
@@ -50,18 +52,21 @@ def test_cfn_lint_passes_on_the_lambda_template() -> None:
 def test_the_function_role_grants_exactly_its_seven_actions_each_on_its_one_resource() -> None:
     """No wildcard, no managed policy, no CreateLogGroup (the stack owns the log group), no ChangeMessageVisibility
     (the function never touches visibility): the list the issue gives, each on the resource it needs."""
-    role = template()["Resources"]["FunctionRole"]["Properties"]
+    role = resolved(template()["Resources"]["FunctionRole"]["Properties"])
     assert "ManagedPolicyArns" not in role
     assert role["AssumeRolePolicyDocument"]["Statement"][0]["Principal"] == {"Service": "lambda.amazonaws.com"}
     granted: dict[str, Any] = {}
     for policy in role["Policies"]:
-        for statement in policy["PolicyDocument"]["Statement"]:
+        for statement in statements(policy):
             assert statement["Effect"] == "Allow"
             actions = [statement["Action"]] if isinstance(statement["Action"], str) else statement["Action"]
             for action in actions:
                 assert action not in granted
                 granted[action] = statement["Resource"]
     assert granted == FUNCTION_ACTIONS
+    existing = resolved(template()["Resources"]["FunctionRole"]["Properties"], {"CreatesTable": False})
+    [write] = [s for p in existing["Policies"] for s in statements(p) if s["Sid"] == "WritePhotos"]
+    assert write["Resource"] == {"Fn::Sub": TABLE_ARN}  # an existing table: that one, by name
 
 
 def test_the_mapping_reports_batch_item_failures_in_batches_of_ten() -> None:
@@ -101,17 +106,20 @@ def test_the_queue_waits_six_function_timeouts_and_redrives_to_the_dead_letter_q
 def test_the_function_runs_the_handler_with_settings_it_can_load(monkeypatch: pytest.MonkeyPatch) -> None:
     """python3.11 on x86_64 (what `make lambda-zip` builds for), the handler's import path, and environment
     variables that are all LambdaSettings or the SDK's, which load (with placeholder values for references)."""
-    function = template()["Resources"]["Function"]["Properties"]
-    assert (function["Runtime"], function["Architectures"]) == ("python3.11", ["x86_64"])
+    function = resolved(template()["Resources"]["Function"]["Properties"])
+    assert (function["Runtime"], function["Architectures"]) == ("python3.11", [{"Ref": "CpuArchitecture"}])
+    assert template()["Parameters"]["CpuArchitecture"]["AllowedValues"] == ["x86_64", "arm64"]
     assert function["Handler"] == "service.aws_lambda.handler"
     variables = function["Environment"]["Variables"]
     assert set(variables) - {"AWS_RETRY_MODE"} <= {name.upper() for name in LambdaSettings.model_fields}
     assert "QUEUE_URL" not in variables
     parameters = template()["Parameters"]
+    parameters["RawBucketName"]["Default"] = "raw-photos"
     for name, value in variables.items():
         monkeypatch.setenv(name, resolve(value, parameters))
     settings = LambdaSettings()
-    assert (settings.photos_table, settings.raw_prefix) == ("Photos", "photos-raw/")
+    assert (settings.photos_table, settings.raw_prefix) == ("<PhotosTable>", "photos-raw/")  # the stack's table
+    assert settings.allowed_buckets == {"raw-photos"}  # the one bucket whose notifications are believed
     assert settings.dead_letter_queue_url == "<DeadLetterQueue>"
     assert settings.lambda_deadline_margin_ms == 2000
     assert settings.metrics_dimensions == {"Service": "photo-ingest"}
@@ -131,8 +139,11 @@ def test_the_template_deploys_into_moto(stack: Stack) -> None:
     """create_stack with the template, less the resources moto cannot model: the queue's visibility timeout is six
     times the chosen function timeout, and the mapping polls it for the function, reporting batch item failures."""
     parsed = template()
-    del parsed["Resources"]["QueuePolicy"]  # moto's CloudFormation has no model for these
-    parsed["Resources"] = {k: r for k, r in parsed["Resources"].items() if r["Type"] != "AWS::CloudWatch::Alarm"}
+    supported = get_model_map()  # moto's CloudFormation has no model for the policies and alarms
+    parsed["Resources"] = {k: r for k, r in parsed["Resources"].items() if r["Type"] in supported}
+    for resource in parsed["Resources"].values():  # moto keeps a dropped (AWS::NoValue) tag as null
+        if "Tags" in resource.get("Properties", {}):
+            resource["Properties"]["Tags"] = resolved(resource["Properties"]["Tags"])
     parsed["Parameters"]["FunctionTimeoutSeconds"]["Type"] = "String"  # moto looks a Number up in a map as an int
     stack.s3.create_bucket(Bucket="code")
     stack.s3.put_object(Bucket="code", Key="photo-ingest-lambda.zip", Body=b"PK\x05\x06" + b"\x00" * 18)

@@ -76,7 +76,7 @@ def test_the_zip_fits_lambda_and_holds_the_handler(lambda_zip: Path) -> None:
     extensions = [name for name in names if name.startswith("pydantic_core/") and name.endswith(".so")]
     assert extensions
     assert all("cpython-311-x86_64-linux-gnu" in name for name in extensions)
-    assert not [name for name in names if name.startswith(("bin/", "moto/", "pytest"))]
+    assert not [name for name in names if name.startswith(("bin/", "moto/", "pytest", "uvloop"))]  # no uvloop: unused
 
 
 def test_the_unpacked_zip_runs_as_lambda_runs_it(lambda_zip: Path, stack: Stack, tmp_path: Path) -> None:
@@ -118,3 +118,81 @@ def test_the_zip_figures_in_lambda_md_are_the_built_zips(lambda_zip: Path) -> No
     infos = zipfile.ZipFile(lambda_zip).infolist()
     built = (sum(f.compress_size for f in infos) / 1e6, sum(f.file_size for f in infos) / 1e6, len(infos))
     assert built == pytest.approx((zipped, unzipped, files), rel=0.03), row
+# Under `python -S` with the arm64 zip first on the path: each aarch64 extension module is loaded from the same
+# package's x86_64 build instead (this machine cannot run aarch64 code), so every pure-Python module the handler
+# imports comes from the arm64 zip. argv: the arm64 folder, the x86_64 folder, the report file.
+ARM64_IMPORT = """
+import importlib.machinery, importlib.util, json, os, sys
+arm, x86, out = sys.argv[1:4]
+ARM_SUFFIX, X86_SUFFIX = ".cpython-311-aarch64-linux-gnu.so", ".cpython-311-x86_64-linux-gnu.so"
+substituted = []
+
+class AArch64Stand_in:
+    @staticmethod
+    def find_spec(name, path=None, target=None):
+        for folder in (path or [arm]):
+            candidate = os.path.join(folder, name.rpartition(".")[2] + ARM_SUFFIX)
+            if candidate.startswith(arm) and os.path.exists(candidate):
+                stand_in = x86 + candidate[len(arm):-len(ARM_SUFFIX)] + X86_SUFFIX
+                substituted.append(name)
+                loader = importlib.machinery.ExtensionFileLoader(name, stand_in)
+                return importlib.util.spec_from_file_location(name, stand_in, loader=loader)
+        return None
+
+sys.meta_path.insert(0, AArch64Stand_in)
+import service.aws_lambda
+files = {name: getattr(module, "__file__", None) for name, module in sys.modules.items()}
+with open(out, "w") as report:
+    json.dump({"files": files, "substituted": substituted}, report)
+"""
+ELF_MACHINE = {62: "x86_64", 183: "aarch64"}  # e_machine, bytes 18-19 of an ELF header
+
+
+@pytest.fixture(scope="session")
+def arm64_zip(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    build = tmp_path_factory.mktemp("lambda-zip-arm64")
+    archive = build / "photo-ingest-lambda-arm64.zip"
+    command = [
+        *("make", "--no-print-directory", "lambda-zip", "ARCH=arm64"),
+        *(f"LAMBDA_ZIP={archive}", f"LAMBDA_BUILD={build / 'b'}"),
+    ]
+    result = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, check=False, timeout=100)
+    assert result.returncode == 0, result.stdout + result.stderr
+    return archive
+
+
+def test_the_arm64_zip_holds_aarch64_wheels_and_its_handler_imports(
+    arm64_zip: Path, lambda_zip: Path, tmp_path: Path
+) -> None:
+    """`make lambda-zip ARCH=arm64`: every compiled extension is an aarch64 ELF for CPython 3.11 (inspected, not
+    run), none is x86_64, no uvloop; and the handler imports under `python -S` from the unpacked zip, its pure-Python
+    modules all from it (the native ones stood in for by the same packages' x86_64 builds)."""
+    arm, x86 = tmp_path / "arm64", tmp_path / "x86_64"
+    zipfile.ZipFile(arm64_zip).extractall(arm)
+    zipfile.ZipFile(lambda_zip).extractall(x86)
+    extensions = sorted(arm.rglob("*.so"))
+    assert extensions
+    for extension in extensions:
+        assert "cpython-311-" not in extension.name or "cpython-311-aarch64" in extension.name, extension
+        header = extension.read_bytes()[:20]
+        assert header[:4] == b"\x7fELF"
+        assert ELF_MACHINE.get(int.from_bytes(header[18:20], "little")) == "aarch64", extension
+    assert not [p for p in arm.rglob("*") if "x86_64" in p.name or p.name.startswith("uvloop")]
+
+    report = tmp_path / "report.json"
+    subprocess.run(
+        [sys.executable, "-S", "-c", ARM64_IMPORT, str(arm), str(x86), str(report)],
+        env={"PYTHONPATH": str(arm), "PATH": os.environ["PATH"]},
+        cwd=tmp_path,
+        check=True,
+        capture_output=True,
+        timeout=60,
+    )
+    imported = json.loads(report.read_text())
+    python_files = {n: f for n, f in imported["files"].items() if f and f.endswith(".py") and str(arm) in f}
+    assert {"service.aws_lambda", "botocore", "aioboto3", "pydantic"} <= set(python_files)
+    outside = [
+        f for f in imported["files"].values() if f and str(tmp_path) in f and str(arm) not in f and ".so" not in f
+    ]
+    assert outside == []  # nothing pure-Python from the x86_64 zip
+    assert "pydantic_core._pydantic_core" in imported["substituted"]

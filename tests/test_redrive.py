@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import json
 from collections.abc import AsyncIterator
 from contextlib import AsyncExitStack, asynccontextmanager
 from pathlib import Path
@@ -25,6 +26,27 @@ from tests.conftest import BUCKET, Stack, run_until
 def short_final_poll(monkeypatch: pytest.MonkeyPatch) -> None:
     """Every redrive ends with one empty long poll; 1 s instead of 2 keeps the tests quick."""
     monkeypatch.setattr(redrive_run, "RECEIVE_WAIT_S", 1)
+
+
+def closed_policy(dlq_arn: str, quarantiner: str) -> str:
+    """The stacks' DLQ policy: SendMessage denied to every principal but the role that quarantines."""
+    deny = {
+        "Sid": "DenyAllButQuarantine",
+        "Effect": "Deny",
+        "Principal": "*",
+        "Action": "sqs:SendMessage",
+        "Resource": dlq_arn,
+        "Condition": {"ArnNotEquals": {"aws:PrincipalArn": [quarantiner]}},
+    }
+    return json.dumps({"Version": "2012-10-17", "Statement": [deny]})
+
+
+@pytest.fixture(autouse=True)
+def closed_dead_letter_queue(stack: Stack) -> None:
+    """Each test's DLQ is closed as the stacks close it (redrive refuses an open one: test_redrive_policy.py)."""
+    arn = stack.sqs.get_queue_attributes(QueueUrl=stack.dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    policy = closed_policy(arn, "arn:aws:iam::123456789012:role/photo-ingest-TaskRole")
+    stack.sqs.set_queue_attributes(QueueUrl=stack.dlq_url, Attributes={"Policy": policy})
 
 
 def notification(key: str) -> str:
@@ -54,7 +76,7 @@ def receive_all(stack: Stack, url: str) -> list[dict[str, Any]]:
 
 
 def args(**values: Any) -> argparse.Namespace:
-    return argparse.Namespace(**({"max": None, "dry_run": False} | values))
+    return argparse.Namespace(**({"max": None, "dry_run": False, "force": False, "server_side": False} | values))
 
 
 async def redrive(stack: Stack, capsys: pytest.CaptureFixture[str], **values: Any) -> tuple[int, str]:

@@ -1,1 +1,1 @@
-"""The operator's commands: `check`, `health`, `backfill` and `redrive`."""
+"""The operator's commands: `check`, `health` (and its probe, `liveness`), `backfill`, `redrive`, `connect-bucket`."""
