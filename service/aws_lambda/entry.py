@@ -15,7 +15,7 @@ from __future__ import annotations
 import asyncio
 import functools
 from contextlib import AsyncExitStack
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
@@ -29,6 +29,9 @@ from service.ingest.settle import Ingest
 from service.logs import configure_logging
 from service.metrics import Metrics, MetricsEmitter
 from service.process import load_settings
+
+if TYPE_CHECKING:
+    import aioboto3
 
 log = structlog.get_logger("service.aws_lambda")
 
@@ -53,8 +56,9 @@ class EnvironmentFailureError(RuntimeError):
 class LambdaRuntime:
     """One loop, one set of clients and one metrics emitter for every invocation of one execution environment."""
 
-    def __init__(self, settings: LambdaSettings) -> None:
+    def __init__(self, settings: LambdaSettings, *, session: aioboto3.Session | None = None) -> None:
         self.settings = settings
+        self._session = session  # the SDK's chain unless given (tests/sim hands in its simulated AWS)
         self._runner = asyncio.Runner()
         self._exits = AsyncExitStack()
         self._metrics = Metrics()
@@ -110,7 +114,7 @@ class LambdaRuntime:
 
     async def _open(self) -> Batch:
         settings = self.settings
-        session = make_session()
+        session = self._session or make_session()
         dynamodb = await open_dynamodb(self._exits, session, settings.max_in_flight_records + 4)
         store = PhotoStore(dynamodb, settings.photos_table)
         slots = settings.max_in_flight_records  # a fixed bound: one invocation is too short for AIMD to learn

@@ -13,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import time
 from contextlib import AsyncExitStack
+from typing import TYPE_CHECKING
 
 import structlog
 
@@ -30,6 +31,9 @@ from service.worker.disposal import Disposal
 from service.worker.heartbeat import Heartbeat
 from service.worker.inflight import InFlight
 from service.worker.pacing import IntakeGate
+
+if TYPE_CHECKING:
+    import aioboto3
 
 log = structlog.get_logger("service.worker.worker")
 
@@ -194,10 +198,11 @@ class Worker:
             task.cancel()
 
 
-async def run_worker(settings: Settings, stop: asyncio.Event) -> None:
+async def run_worker(settings: Settings, stop: asyncio.Event, *, session: aioboto3.Session | None = None) -> None:
     """The production path, also used by `demo` and `local`: one SQS and one DynamoDB client for the
-    process's lifetime, with connection pools sized to the in-flight limit."""
-    session = make_session()
+    process's lifetime, with connection pools sized to the in-flight limit. `session`: the SDK's chain unless
+    given (tests/sim hands in its simulated AWS)."""
+    session = session or make_session()
     async with AsyncExitStack() as stack:
         sqs_pool = settings.pollers + settings.max_in_flight_records // 5 + 4  # receives + batch calls
         sqs = await open_sqs(stack, session, sqs_pool, settings.receive_wait_seconds)
