@@ -27,7 +27,12 @@ class SqsClient(SimClient):
     def _shape(self, message: SimMessage) -> dict[str, Any]:
         sent_ms = int((self.world.clock.wall() - (self.world.clock.now - message.sent_at)) * 1000)
         attributes = {"ApproximateReceiveCount": str(message.receives), "SentTimestamp": str(sent_ms)}
-        return {"MessageId": message.id, "ReceiptHandle": message.handle, "Body": message.body, "Attributes": attributes}
+        return {
+            "MessageId": message.id,
+            "ReceiptHandle": message.handle,
+            "Body": message.body,
+            "Attributes": attributes,
+        }
 
     async def get_queue_attributes(self, *, QueueUrl: str, **_: Any) -> dict[str, Any]:
         queue = self.world.queue(QueueUrl)
@@ -49,7 +54,9 @@ class SqsClient(SimClient):
 
     async def delete_message_batch(self, *, QueueUrl: str, Entries: list[dict[str, Any]]) -> dict[str, Any]:
         queue = self.world.queue(QueueUrl)
-        answer = await self._batch("DeleteMessageBatch", Entries, lambda e: queue.delete(e["ReceiptHandle"], self.process.name))
+        answer = await self._batch(
+            "DeleteMessageBatch", Entries, lambda e: queue.delete(e["ReceiptHandle"], self.process.name)
+        )
         self.process.delivered["deleted"] += len(answer["Successful"])
         return answer
 
@@ -79,10 +86,13 @@ class SqsClient(SimClient):
 class DynamoDBClient(SimClient):
     async def put_item(self, *, TableName: str, Item: dict[str, Any], **kw: Any) -> dict[str, Any]:
         table, who = self.world.table, self.process.name
+        inserted = False
 
         async def effect() -> dict[str, Any]:
+            nonlocal inserted
             old = table.put(Item, kw.get("ConditionExpression"), who)
             if old is None:
+                inserted = True
                 return {}
             extra = {"Item": old} if kw.get("ReturnValuesOnConditionCheckFailure") == "ALL_OLD" else {}
             raise errors.client_error("dynamodb", "PutItem", "ConditionalCheckFailedException", **extra)
@@ -91,6 +101,10 @@ class DynamoDBClient(SimClient):
         self.process.peak_puts = max(self.process.peak_puts, self.process.puts_in_flight)
         try:
             answer = await self._call("PutItem", effect)
+        except self.exceptions.ConditionalCheckFailedException:
+            if inserted:  # an SDK retry after a lost response: the failed condition is the process's own write
+                self.process.owed.add(Item["photoId"]["S"])
+            raise
         finally:
             self.process.puts_in_flight -= 1
         self.process.delivered["inserted"] += 1

@@ -25,7 +25,10 @@ ENDPOINTS = {
 def exceptions(service: str) -> Any:
     """A real client's exception classes (made once per process, offline)."""
     client = botocore.session.get_session().create_client(
-        service, region_name="us-east-1", aws_access_key_id="sim", aws_secret_access_key="sim"  # noqa: S106
+        service,
+        region_name="us-east-1",
+        aws_access_key_id="sim",
+        aws_secret_access_key="sim",  # noqa: S106
     )
     return client.exceptions
 

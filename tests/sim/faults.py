@@ -38,7 +38,9 @@ class Plan:
 
     def describe(self) -> list[str]:
         lines = [f"{w.kind} {w.service} {w.start:.1f}-{w.end:.1f}s" for w in self.windows]
-        lines += [f"crash slot {slot} at its call {n} ({phase} effect)" for slot, (n, phase) in self.call_crashes.items()]
+        lines += [
+            f"crash slot {slot} at its call {n} ({phase} effect)" for slot, (n, phase) in self.call_crashes.items()
+        ]
         return lines + [f"{kind} slot {slot} at {at:.1f}s" for at, kind, slot in self.timed]
 
 

@@ -64,14 +64,16 @@ class EventSourceMapping:
         environment = self._environment(slot)
         self._requests += 1
         context = Context(f"req-{self._requests}", self.world.clock.now + FUNCTION_TIMEOUT_S, self.world)
-        task = environment.spawn(environment.runtime._invoke(self._event(messages), context))  # noqa: SLF001
+        task = environment.spawn(environment.runtime._invoke(self._event(messages), context))
         done, _ = await asyncio.wait({task}, timeout=FUNCTION_TIMEOUT_S)
         if not done:
             self.world.history.add(environment.name, "invocation timed out")
             environment.crash()
             return
         if task.cancelled() or task.exception() is not None:
-            self.world.history.add(environment.name, "invocation failed", repr(None if task.cancelled() else task.exception()))
+            self.world.history.add(
+                environment.name, "invocation failed", repr(None if task.cancelled() else task.exception())
+            )
             return
         failures = {failure["itemIdentifier"] for failure in task.result()["batchItemFailures"]}
         for message in messages:

@@ -16,6 +16,7 @@ from tests.sim.runtimes import PROCESS
 from tests.sim.world import World
 
 BUGS = ("message.unexpected_error", "message.parse_failed")
+SETTLED = ("photo.inserted", "photo.duplicate")
 
 
 @contextlib.contextmanager
@@ -26,6 +27,8 @@ def recorded_logs(world: World) -> Iterator[None]:
             world.logs[(who, name)] += 1
             subjects = [str(event.get(k, "")) for k in ("messageId", "photoId", "reason")]
             world.history.add(who, f"log {name}", *subjects)
+            if name in SETTLED:
+                world.settled.add((who, subjects[1]))
             if name in BUGS:
                 world.violate("product bug", str(event.get("messageId", who)), repr(sys.exc_info()[1]))
         raise structlog.DropEvent

@@ -1,7 +1,7 @@
 """One seed, start to finish: the scenario, the run on virtual time, the invariants, the result.
 
-    seed ─▶ scenario (runtime, processes, write mode, VERIFY_OBJECTS, limits) ─▶ traffic ─▶ fault plan
-         ─▶ World ─▶ Simulation.run on a VirtualLoop ─▶ check_end ─▶ Result (violations, history digest)
+seed ─▶ scenario (runtime, processes, write mode, VERIFY_OBJECTS, limits) ─▶ traffic ─▶ fault plan
+     ─▶ World ─▶ Simulation.run on a VirtualLoop ─▶ check_end ─▶ Result (violations, history digest)
 """
 
 from __future__ import annotations
@@ -78,10 +78,19 @@ def run_seed(seed: int, *, messages: int = 100, faults: int = 3, options: Option
         loop.close()
     trace = []
     for violation in world.violations[:3]:
-        trace += [f"-- {violation.invariant}: {violation.subject} {violation.detail}", *world.history.about(violation.subject)]
+        trace += [
+            f"-- {violation.invariant}: {violation.subject} {violation.detail}",
+            *world.history.about(violation.subject),
+        ]
     return Result(
-        seed, options, world.violations, digest, world.clock.now,
-        time.perf_counter() - started, trace, planned,
+        seed,
+        options,
+        world.violations,
+        digest,
+        world.clock.now,
+        time.perf_counter() - started,
+        trace,
+        planned,
     )
 
 

@@ -43,6 +43,7 @@ class SimProcess:
         self.finished = False  # its run returned (a worker that stopped on SIGTERM)
         self.delivered: Counter[str] = Counter()
         self.puts_in_flight = self.peak_puts = 0
+        self.owed: set[str] = set()
         self.task: asyncio.Task[Any] | None = None
 
     def spawn(self, coro: Any) -> asyncio.Task[Any]:

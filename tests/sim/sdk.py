@@ -30,6 +30,7 @@ class Process(Protocol):
     alive: bool
     delivered: Counter[str]  # what the services answered this process, and it heard
     puts_in_flight: int
+    owed: set[str]  # photos it wrote, but heard of only as a failed condition: each must count as settled
     peak_puts: int
 
     def crash(self) -> None: ...
@@ -130,6 +131,6 @@ class Session:
         self._world, self._process = world, process
 
     def client(self, service_name: str, config: Any = None, **_: Any) -> SimClient:
-        from tests.sim.clients import CLIENTS  # noqa: PLC0415 - the clients module builds on this one
+        from tests.sim.clients import CLIENTS
 
         return CLIENTS[service_name](service_name, self._world, self._process, config)

@@ -103,4 +103,6 @@ class Simulation:
             await asyncio.sleep(1.0)
             if world.clock.now > last_send and not world.main.live:
                 return
-        world.violate("liveness", "queue", f"{len(world.main.live)} messages left {LIVENESS_S:.0f} s after the faults stopped")
+        world.violate(
+            "liveness", "queue", f"{len(world.main.live)} messages left {LIVENESS_S:.0f} s after the faults stopped"
+        )

@@ -76,4 +76,7 @@ class SimObjects:
         size = self.objects.get((bucket, key))
         if size is None:
             return None
-        return {"ContentLength": size, "ETag": f'"{hashlib.md5(f"{bucket}/{key}".encode()).hexdigest()}"'}
+        return {
+            "ContentLength": size,
+            "ETag": f'"{hashlib.md5(f"{bucket}/{key}".encode(), usedforsecurity=False).hexdigest()}"',
+        }

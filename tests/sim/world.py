@@ -53,6 +53,7 @@ class World:
     clock: VirtualClock = field(default_factory=VirtualClock)
     violations: list[Violation] = field(default_factory=list)
     logs: Counter[tuple[str, str]] = field(default_factory=Counter)  # (process, event) -> lines
+    settled: set[tuple[str, str]] = field(default_factory=set)  # (process, photoId) logged inserted or duplicate
 
     def __post_init__(self) -> None:
         self.rng = random.Random(self.seed)
