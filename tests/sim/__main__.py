@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from collections import Counter
 
 from tests.sim.defects import DEFECTS
 from tests.sim.sweep import CI_FAULTS, CI_MESSAGES, Job, report, sweep
@@ -33,6 +34,10 @@ def main(argv: list[str] | None = None) -> int:
         f"{len(results)} seeds, {len(failed)} failed; {simulated_h:.1f} simulated hours in {elapsed:.1f} s "
         f"({simulated_h / elapsed * 60:.0f} simulated hours per real minute)"
     )
+    injected: Counter[str] = Counter()
+    for result in results:
+        injected.update(result.faults)
+    print("injected:", ", ".join(f"{kind} {n}" for kind, n in sorted(injected.items())))
     if args.seed is not None:
         print(f"history digest {results[0].digest}")
     return 1 if failed else 0

@@ -119,7 +119,7 @@ class DynamoDBClient(SimClient):
                 if faults.draw("dynamodb", "PutItem", clock.now) == "throttle":
                     answers.append({"Error": {"Code": "ThrottlingError", "Message": "Throughput exceeds the limit"}})
                 else:
-                    answers.append(table.insert(statement, who))
+                    answers.append(table.insert(statement, who, with_old=self.world.rng.random() < 0.5))
             return {"Responses": answers}
 
         answer = await self._call("BatchExecuteStatement", effect)

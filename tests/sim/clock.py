@@ -4,7 +4,8 @@
     time.monotonic / perf_counter / time, datetime.now ─▶ the same clock, while `virtual_time` is active
 
 The loop's selector never waits: asked to wait `timeout` seconds, it moves the clock on by `timeout` and
-returns no I/O. Asked to wait forever (nothing ready, no timer), the simulation is deadlocked: `Stalled`.
+returns no I/O. Asked to wait forever (nothing ready, no timer), the simulation is deadlocked; turning MAX_SPINS
+times without time passing, it is in a busy loop: either way, `Stalled`.
 The product reads its clock through the `time` module and `datetime.now`, and a few of its functions bound
 `time.monotonic` as a default argument or a dataclass default factory when they were defined; `virtual_time`
 replaces every one of those for the length of a run and puts the originals back afterwards.
@@ -22,6 +23,7 @@ from collections.abc import Callable, Iterator
 from typing import Any
 
 EPOCH_S = 1_790_000_000.0  # what time.time() reads at virtual 0 (2026-09-21)
+MAX_SPINS = 200_000  # a run turns the loop a few thousand times between two timers at most
 
 
 class Stalled(RuntimeError):
@@ -49,11 +51,18 @@ class _JumpingSelector(selectors.SelectSelector):
     def __init__(self, clock: VirtualClock) -> None:
         super().__init__()
         self._clock = clock
+        self._spins = 0  # loop turns in a row without time passing
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:
             raise Stalled("no task is ready and no timer is due")
-        self._clock.now += max(0.0, timeout)
+        if timeout > 0:
+            self._clock.now += timeout
+            self._spins = 0
+        elif (spins := self._spins + 1) > MAX_SPINS:
+            raise Stalled(f"{MAX_SPINS} loop turns without time passing: a busy loop")
+        else:
+            self._spins = spins
         return []
 
 

@@ -3,8 +3,9 @@
 Two layers:
 - noise, on every call until `calm_at`: throttles, 500s before or after the effect, read timeouts, responses
   lost after the effect, partial `Failed` entries in SQS batches, duplicate deliveries, a latency tail;
-- planned faults (at least `min_faults` a seed): a process crashing at its n-th AWS call (before or after the
-  call takes effect) or at a virtual instant, SIGTERM, one service's outage, a throttling storm on the table.
+- planned faults (`count` a seed, within the traffic's span): a process crashing at its n-th AWS call (before or
+  after the call takes effect) or at a virtual instant, SIGTERM, one service's outage, a throttling storm on the
+  table.
 After `calm_at` nothing fails any more (latency stays): the liveness window.
 """
 
@@ -50,9 +51,10 @@ def make_plan(rng: random.Random, slots: int, span_s: float, count: int, *, s3: 
     for _ in range(count):
         kind = rng.choice(("call_crash", "call_crash", "kill", "sigterm", "outage", "storm"))
         slot, start = rng.randrange(slots), rng.uniform(0, span_s)
-        if kind == "call_crash":
+        if kind == "call_crash" and slot not in plan.call_crashes:
             plan.call_crashes[slot] = (rng.randint(1, 120), rng.choice(("before", "after")))
-        elif kind in ("kill", "sigterm"):
+        elif kind in ("kill", "sigterm", "call_crash"):  # a second crash of one slot comes at an instant
+            kind = "kill" if kind == "call_crash" else kind
             plan.timed.append((start, kind, slot))
         elif kind == "outage":
             plan.windows.append(Window("outage", rng.choice(services), start, start + rng.uniform(5, 60)))
@@ -94,7 +96,8 @@ class Faults:
         if planned is None or planned[0] != self._calls[slot]:
             return None
         del self.plan.call_crashes[slot]
-        return self._count(planned[1])
+        self._count(f"crash {planned[1]} a call's effect")
+        return planned[1]
 
     def latency(self, service: str) -> float:
         base = BASE_LATENCY_S[service] * self._rng.lognormvariate(0, 0.5)

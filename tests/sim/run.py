@@ -32,6 +32,7 @@ class Result:
     real_s: float
     trace: list[str]
     plan: list[str]
+    faults: dict[str, int]  # what was injected, by kind
 
 
 def scenario(rng: random.Random, messages: int, faults: int) -> Options:
@@ -54,7 +55,7 @@ def run_seed(seed: int, *, messages: int = 100, faults: int = 3, options: Option
     rng = random.Random(seed)
     options = options or scenario(rng, messages, faults)
     traffic = make_traffic(rng, options.messages, options.traffic_s)
-    plan = make_plan(rng, options.processes, options.traffic_s + 60, options.faults, s3=options.verify_objects)
+    plan = make_plan(rng, options.processes, options.traffic_s, options.faults, s3=options.verify_objects)
     world = World(seed, options, traffic, plan)
     planned = plan.describe()
     random.seed(seed)  # the product's jitter
@@ -91,7 +92,16 @@ def run_seed(seed: int, *, messages: int = 100, faults: int = 3, options: Option
         time.perf_counter() - started,
         trace,
         planned,
+        _injected(world),
     )
+
+
+def _injected(world: World) -> dict[str, int]:
+    injected = dict(world.faults.counts)
+    for window in world.plan.windows:
+        injected[window.kind] = injected.get(window.kind, 0) + 1
+    injected["duplicate delivery"] = world.main.duplicates
+    return injected
 
 
 def _cancel_all(loop: asyncio.AbstractEventLoop) -> None:

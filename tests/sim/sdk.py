@@ -10,6 +10,7 @@ instant, and waits the response's. A process that has crashed gets no answer: it
 from __future__ import annotations
 
 import asyncio
+import contextlib
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from types import SimpleNamespace
@@ -92,7 +93,10 @@ class SimClient:
             world.history.add(process.name, f"fault.{fault}", service, operation)
         if fault in ("throttle", "error", "cut"):
             raise self._refusal(operation, fault)
-        if fault == "timeout":
+        if fault == "timeout":  # the request went out: it may have taken effect, but no answer comes
+            if world.rng.random() < 0.5:
+                with contextlib.suppress(Exception):
+                    await effect()
             await asyncio.sleep(self.meta.config.read_timeout)
             raise errors.read_timeout(service)
         result = await effect()  # the call takes effect here, whatever the caller hears of it

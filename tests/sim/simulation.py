@@ -67,6 +67,7 @@ class Simulation:
         return [generations[-1] for generations in self.workers.values() if generations[-1].alive]
 
     def _fault(self, kind: str, slot: int) -> None:
+        self.world.faults.counts[kind] = self.world.faults.counts.get(kind, 0) + 1
         if self.mapping is not None:
             environment = self.mapping.current(slot)
             if environment is not None and kind == "kill":

@@ -19,6 +19,8 @@ from typing import Any
 
 from tests.sim.history import History
 
+MAX_VISIBILITY_S = 43_200  # a message stays hidden at most 12 hours from its receive
+
 
 @dataclass(slots=True, eq=False)
 class SimMessage:
@@ -32,6 +34,7 @@ class SimMessage:
     state: str = "queued"  # queued | deleted | redriven
     source_id: str | None = None  # in a dead-letter queue: the message it came from
     sender: str = ""  # the process that sent it, or "redrive"
+    received_at: float = 0.0
 
 
 class SimQueue:
@@ -52,6 +55,7 @@ class SimQueue:
         self.messages: dict[str, SimMessage] = {}
         self.live: dict[str, SimMessage] = {}  # not deleted nor redriven
         self.duplicate_rate = 0.0
+        self.duplicates = 0  # deliveries of a message already in flight
         self.on_delete: Callable[[SimMessage, str], None] = lambda _m, _w: None
         self._history, self._rng, self._clock = history, rng, history.clock
         self._handles: dict[str, SimMessage] = {}
@@ -91,7 +95,8 @@ class SimQueue:
         self._rng.shuffle(visible)
         if self.duplicate_rate and self._rng.random() < self.duplicate_rate:
             hidden = [m for m in self.live.values() if m.visible_at > now]
-            visible[:0] = self._rng.sample(hidden, min(1, len(hidden)))
+            visible[:0] = again = self._rng.sample(hidden, min(1, len(hidden)))
+            self.duplicates += len(again)
         taken = []
         for message in visible:
             if len(taken) == most:
@@ -101,7 +106,7 @@ class SimQueue:
                 continue
             message.receives += 1
             message.handle = f"{message.id}#{message.receives}"
-            message.visible_at = now + visibility_s
+            message.visible_at, message.received_at = now + visibility_s, now
             self._handles[message.handle] = message
             self._history.add(who, f"{self.name}.receive", message.handle)
             taken.append(message)
@@ -133,6 +138,8 @@ class SimQueue:
             return "ReceiptHandleIsInvalid"
         if message.state != "queued" or handle != message.handle:
             return "InvalidParameterValue"  # "Value ... for parameter ReceiptHandle is invalid. Reason: expired"
+        if self._clock.now + timeout_s - message.received_at > MAX_VISIBILITY_S:
+            return "InvalidParameterValue"  # beyond 12 hours from the receive
         message.visible_at = self._clock.now + timeout_s
         self._history.add(who, f"{self.name}.visibility", handle, str(timeout_s))
         if timeout_s == 0:

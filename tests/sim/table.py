@@ -56,14 +56,17 @@ class SimTable:
         self.items[photo_id] = item
         return None
 
-    def insert(self, statement: dict[str, Any], who: str) -> dict[str, Any]:
+    def insert(self, statement: dict[str, Any], who: str, *, with_old: bool = True) -> dict[str, Any]:
         """One PartiQL INSERT's answer: {} or {"Error": ...}."""
         names = _NAMES.findall(statement["Statement"])
         item = dict(zip(names, statement["Parameters"], strict=True))
         old = self.put(item, CONDITION, who)
         if old is None:
             return {}
-        return {"Error": {"Code": "DuplicateItem", "Message": "Duplicate primary key exists in table", "Item": old}}
+        error: dict[str, Any] = {"Code": "DuplicateItem", "Message": "Duplicate primary key exists in table"}
+        if with_old:  # not every answer carries it: then the store reads the item (GetItem)
+            error["Item"] = old
+        return {"Error": error}
 
 
 @dataclass(slots=True)
