@@ -16,6 +16,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import selectors
 import sys
 import time
@@ -52,12 +53,17 @@ class _JumpingSelector(selectors.SelectSelector):
         super().__init__()
         self._clock = clock
         self._spins = 0  # loop turns in a row without time passing
+        self.next_timer: Callable[[], float | None] = lambda: None
 
     def select(self, timeout: float | None = None) -> list[tuple[selectors.SelectorKey, int]]:
         if timeout is None:
             raise Stalled("no task is ready and no timer is due")
-        if timeout > 0:
-            self._clock.now += timeout
+        # asyncio runs a timer due within its clock resolution at once: the clock must read that timer's time
+        # (a real clock gets there by itself), or code that waits until a time just ahead would spin forever
+        due = self.next_timer()
+        target = max(self._clock.now + timeout, due if due is not None else -math.inf)
+        if target > self._clock.now:
+            self._clock.now = target
             self._spins = 0
         elif (spins := self._spins + 1) > MAX_SPINS:
             raise Stalled(f"{MAX_SPINS} loop turns without time passing: a busy loop")
@@ -68,8 +74,17 @@ class _JumpingSelector(selectors.SelectSelector):
 
 class VirtualLoop(asyncio.SelectorEventLoop):
     def __init__(self, clock: VirtualClock) -> None:
-        super().__init__(_JumpingSelector(clock))
+        selector = _JumpingSelector(clock)
+        super().__init__(selector)
         self._virtual = clock
+        selector.next_timer = self._next_timer
+
+    def _next_timer(self) -> float | None:
+        """The earliest timer's time, if asyncio will run it this turn (it reads `_scheduled`, a heap)."""
+        scheduled = self._scheduled  # type: ignore[attr-defined]
+        if scheduled and scheduled[0].when() <= self._virtual.now + self._clock_resolution:  # type: ignore[attr-defined]
+            return float(scheduled[0].when())
+        return None
 
     def time(self) -> float:
         return self._virtual.now

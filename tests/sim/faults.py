@@ -85,6 +85,13 @@ class Faults:
         kinds, weights = zip(*NOISE[service], strict=True)
         return self._count(self._rng.choices(kinds, weights)[0])
 
+    def outage_ends(self, service: str, now: float) -> float | None:
+        """When the outage of `service` under way ends; None if there is none."""
+        ends = [
+            w.end for w in self.plan.windows if w.kind == "outage" and w.service == service and w.start <= now < w.end
+        ]
+        return max(ends) if ends and now < self.calm_at else None
+
     def entry_fails(self, now: float) -> bool:
         """A batch entry refused on its own (SenderFault false)."""
         return now < self.calm_at and self._rng.random() < self.rate and self._count("entry") != ""

@@ -4,6 +4,7 @@ batches of up to 10 messages and invoking an execution environment with them.
 - The answer's `batchItemFailures` stay on the queue; every other message is deleted, by the mapping.
 - A failed invocation (it raised) deletes nothing: its messages come back when their visibility timeout ends,
   and so do those of an invocation that outran the function's timeout, whose environment is then discarded.
+- During an SQS outage the mapping receives nothing either.
 - A crash discards the environment too; SIGTERM retires it after its invocation. The next batch of that poller
   starts a fresh one (a cold start).
 """
@@ -46,8 +47,12 @@ class EventSourceMapping:
         return self.environments.get(slot)
 
     async def poll(self, slot: int, stop: asyncio.Event) -> None:
+        world = self.world
         while not stop.is_set():
-            messages = await self.world.main.receive(BATCH_SIZE, 20, None, f"esm{slot}")
+            if (ends := world.faults.outage_ends("sqs", world.clock.now)) is not None:
+                await asyncio.sleep(ends - world.clock.now)  # the mapping polls SQS too: it waits the outage out
+                continue
+            messages = await world.main.receive(BATCH_SIZE, 20, None, f"esm{slot}")
             if messages:
                 await self._invoke(slot, messages)
 
