@@ -5,12 +5,18 @@ seed budget."""
 from __future__ import annotations
 
 import asyncio
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
 from tests.sim.clock import Stalled, VirtualClock, VirtualLoop
 from tests.sim.defects import DEFECTS
 from tests.sim.sweep import CI_SEEDS, Job, first_failure, report, sweep
+
+ROOT = Path(__file__).resolve().parents[1]
 
 
 @pytest.mark.timeout(600)
@@ -28,6 +34,19 @@ def test_a_seed_replays_byte_for_byte() -> None:
     first, again, other = job(7), job(7), job(8)
     assert first.digest == again.digest
     assert first.digest != other.digest
+
+
+def test_a_seed_replays_byte_for_byte_in_another_process() -> None:
+    """Another interpreter, with its own string hashing (PYTHONHASHSEED) and memory layout."""
+    replay = subprocess.run(
+        [sys.executable, "-m", "tests.sim", "--seed", "7"],
+        cwd=ROOT,
+        env={**os.environ, "PYTHONHASHSEED": "12345"},
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert f"history digest {Job()(7).digest}" in replay.stdout
 
 
 CAUGHT_BY = {  # each planted defect, and the invariants that may catch it first
