@@ -34,6 +34,13 @@ typecheck: $(STAMP_DEV)
 pytest: $(STAMP_DEV)
 	$(BIN)/pytest
 
+## simulate: the deterministic simulator (tests/sim/) on SEEDS seeds past the 500 that `make test` runs
+SEEDS ?= 2000
+START ?= 500
+.PHONY: simulate
+simulate: $(STAMP_DEV)
+	$(BIN)/python -m tests.sim --seeds $(SEEDS) --start $(START)
+
 ## demo: the whole pipeline on an embedded local AWS stack (moto), start to finish
 demo: $(STAMP_LOCAL)
 	$(BIN)/photo-ingest demo
