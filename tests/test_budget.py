@@ -17,7 +17,8 @@ async def test_a_spent_budget_holds_receives_until_bodies_are_released() -> None
     reserved = await budget.reserve(10, stop)
     assert reserved == 10 * MIN_ESTIMATE_BYTES
     budget.received(reserved, [MIB] * 4)  # four 1 MiB bodies: the budget is spent
-    assert budget.used == 4 * MIB and not budget.has_room
+    assert budget.used == 4 * MIB
+    assert not budget.has_room
     waiting = asyncio.create_task(budget.reserve(1, stop, poll_s=60))
     await asyncio.sleep(0)
     assert not waiting.done()
