@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import asyncio
 
-from service.worker.budget import DECAY, MIN_ESTIMATE_BYTES, ByteBudget
+from service.worker.budget import DECAY, MIN_ESTIMATE_BYTES, RECEIVE_COPIES, ByteBudget
 from service.worker.pollers import PollerCount
 
 MIB = 1_048_576
@@ -13,9 +13,9 @@ MIB = 1_048_576
 
 async def test_a_spent_budget_holds_receives_until_bodies_are_released() -> None:
     """Past the budget a poller waits; a released body lets it receive again."""
-    budget, stop = ByteBudget(4 * MIB), asyncio.Event()
+    budget, stop = ByteBudget(4 * MIB), asyncio.Event()  # room for four bodies held
     reserved = await budget.reserve(10, stop)
-    assert reserved == 10 * MIN_ESTIMATE_BYTES
+    assert reserved == 10 * MIN_ESTIMATE_BYTES * RECEIVE_COPIES
     budget.received(reserved, [MIB] * 4)  # four 1 MiB bodies: the budget is spent
     assert budget.used == 4 * MIB
     assert not budget.has_room
@@ -24,8 +24,8 @@ async def test_a_spent_budget_holds_receives_until_bodies_are_released() -> None
     assert not waiting.done()
     for _ in range(4):
         budget.release(MIB)
-    assert await waiting == MIB  # one body of the size just seen
-    assert budget.used == MIB
+    assert await waiting == MIB * RECEIVE_COPIES  # one body of the size just seen, while it is received
+    assert budget.used == MIB * RECEIVE_COPIES
 
 
 async def test_a_poller_waiting_for_bytes_returns_at_stop() -> None:
@@ -40,7 +40,7 @@ async def test_a_poller_waiting_for_bytes_returns_at_stop() -> None:
 async def test_one_receive_always_goes_when_nothing_is_held() -> None:
     """A budget smaller than one receive's estimate still lets a receive through, so a large body progresses."""
     budget, stop = ByteBudget(MIN_ESTIMATE_BYTES), asyncio.Event()
-    assert await budget.reserve(10, stop) == 10 * MIN_ESTIMATE_BYTES
+    assert await budget.reserve(10, stop) == 10 * MIN_ESTIMATE_BYTES * RECEIVE_COPIES
 
 
 async def test_the_estimate_learns_large_bodies_and_forgets_them_slowly() -> None:
@@ -50,7 +50,7 @@ async def test_the_estimate_learns_large_bodies_and_forgets_them_slowly() -> Non
     assert budget.estimate == MIB
     budget.release(MIB + 2_000)
     reserved = await budget.reserve(10, stop)
-    assert reserved == 10 * MIB
+    assert reserved == 10 * MIB * RECEIVE_COPIES
     budget.received(reserved or 0, [2_000] * 10)
     assert budget.estimate == MIB * DECAY
     for _ in range(100):

@@ -4,8 +4,9 @@
        └─▶ received: the reservation becomes the bodies' real size (`sys.getsizeof`, what the process holds)
               └─▶ each message gives its body's bytes back once its disposition no longer needs the body
 
-A receive cannot know its bodies' size before it returns, so it reserves `slots x estimate`: the largest body
-of recent receives (at least MIN_ESTIMATE_BYTES), decaying by DECAY a receive. Bodies that grow from one
+A receive cannot know its bodies' size before it returns, so it reserves `slots x estimate x RECEIVE_COPIES`:
+the estimate is the largest body of recent receives (at least MIN_ESTIMATE_BYTES), decaying by DECAY a receive,
+and a receive in progress holds its bodies about twice (the HTTP response and the parsed JSON). Bodies that grow from one
 receive to the next can overshoot the budget once, by at most one receive each poller makes meanwhile (10 x
 1 MiB); from then on each receive reserves for bodies of that size. One receive always goes when nothing is
 held, so a body larger than the whole budget is still processed.
@@ -20,6 +21,7 @@ from service.ingest.limiter import wait_any
 
 MIN_ESTIMATE_BYTES = 64 * 1024
 DECAY = 0.9  # per receive: a storm's estimate fades after about 30 receives of normal bodies
+RECEIVE_COPIES = 2  # a receive in progress holds its bodies as bytes and as parsed text
 
 
 class ByteBudget:
@@ -36,7 +38,7 @@ class ByteBudget:
     async def reserve(self, slots: int, stop: asyncio.Event, poll_s: float = 5.0) -> int | None:
         """The bytes reserved for a receive of `slots` messages; None if no room came within `poll_s` (so the
         poll loop can beat its heartbeat) or `stop` is set."""
-        want = int(slots * self.estimate)
+        want = int(slots * self.estimate * RECEIVE_COPIES)
         if self.used and self.used + want > self.max_bytes and not stop.is_set():
             self._freed.clear()
             await wait_any(self._freed, stop, timeout_s=poll_s)
