@@ -6,10 +6,10 @@
 
 A receive cannot know its bodies' size before it returns, so it reserves `slots x estimate x RECEIVE_COPIES`:
 the estimate is the largest body of recent receives (at least MIN_ESTIMATE_BYTES), decaying by DECAY a receive,
-and a receive in progress holds its bodies about twice (the HTTP response and the parsed JSON). Bodies that grow from one
-receive to the next can overshoot the budget once, by at most one receive each poller makes meanwhile (10 x
-1 MiB); from then on each receive reserves for bodies of that size. One receive always goes when nothing is
-held, so a body larger than the whole budget is still processed.
+and a receive in progress holds its bodies about twice (the HTTP response and the parsed JSON).
+Bodies that grow from one receive to the next can overshoot the budget once, by at most one receive each
+poller makes meanwhile (10 x 1 MiB); from then on each receive reserves for bodies of that size. One receive
+always goes when nothing is held, so a body larger than the whole budget is still processed.
 """
 
 from __future__ import annotations
