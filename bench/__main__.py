@@ -38,7 +38,7 @@ CONTENDERS = {
     "node": ("node", 1),
 }
 WRITE_MODES = {"batch": {"WRITE_MODE": "batch"}}  # contenders that are photo-ingest in another mode: its env
-PAIRS = ("pair", "pair-node", "pair-batch-node")
+PAIRS = ("pair", "pair-node", "pair-batch-node", "pair-rtt")
 NODE_LABEL = "node sqs-consumer x1"
 NAIVE_N_DEFAULT = "0:5000,5:1000,20:500"  # the naive port is slow: ~25 msg/s at 20 ms; its rate is what counts
 TARGET_NAIVE_X = 40.0
@@ -46,6 +46,7 @@ TARGET_FLOOR_X = 1.25
 TARGET_TWO_X = 1.6
 TARGET_SOAK_X = 1.1
 TARGET_NODE_X = 1.0  # issue 14: CPU per message at or below the Node peer's, in at least one mode
+TARGET_RTT_X = 0.9  # issue 20: with its defaults, one process at 20 and 50 ms moves >= 0.9x the floor at 0 ms
 
 
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
@@ -62,7 +63,8 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--pair-latencies",
         default="0",
         help="latencies for `pair` (photo-ingest x1 and the floor at once), `pair-node` (photo-ingest and Node) "
-        "and `pair-batch-node` (photo-ingest with WRITE_MODE=batch and Node)",
+        "and `pair-batch-node` (photo-ingest with WRITE_MODE=batch and Node); `pair-rtt`: photo-ingest x1 at each "
+        "of these latencies beside the floor at 0 ms (issue 20's latency hiding)",
     )
     parser.add_argument("--quick", action="store_true", help="N=2,000, naive N 300/100, at 0 and 20 ms")
     parser.add_argument("--soak", action="store_true", help="only the soak: 200,000 messages, one process")
@@ -169,6 +171,7 @@ def pair_jobs(args: argparse.Namespace, names: list[str], latency: float) -> lis
         "pair": (paired, Case("floor", latency, args.n)),
         "pair-node": (paired, Case("node", latency, args.n)),
         "pair-batch-node": (batch, Case("node", latency, args.n)),
+        "pair-rtt": (paired, Case("floor", 0.0, args.n)),
     }
     return [job for name, job in pairs.items() if name in names]
 
@@ -286,7 +289,14 @@ def suffixes(job: Job) -> tuple[str, ...]:
     """What a pair adds to its contenders' labels (the floor pair keeps the README's "(paired)")."""
     if len(job) == 1:
         return ("",)
+    if job[1].contender == "floor" and job[1].latency_ms != job[0].latency_ms:
+        return rtt_pair(job[0].variant, job[0].latency_ms)
     return node_pair(job[0].variant) if job[1].contender == "node" else PAIRED
+
+
+def rtt_pair(variant: str, latency_ms: float) -> tuple[str, str]:
+    """`photo-ingest x1 (paired w/ floor at 0 ms)` at 50 ms, `floor (paired w/ photo-ingest at 50 ms)` at 0 ms."""
+    return " (paired w/ floor at 0 ms)", f" (paired w/ {variant} at {latency_ms:g} ms)"
 
 
 def run_job(job: Job, opts: Options) -> list[dict[str, Any]]:
@@ -404,6 +414,7 @@ def targets(results: list[dict[str, Any]], variant: str = "photo-ingest") -> lis
             )
             name = f"{latency:g} ms: photo-ingest x2 >= {TARGET_TWO_X:g}x x1 (2 cores)"
             out.append(target(name, ratio, "x", note))
+    out += rtt_targets(results, variant)
     out += node_targets(node_ratios(results, variant))
     soak = next((r for r in results if "(soak)" in r["case"] and "error" not in r), None)
     if soak:
@@ -422,6 +433,27 @@ def targets(results: list[dict[str, Any]], variant: str = "photo-ingest") -> lis
             "note": f"{len(results) - len(bad)}/{len(results)} runs correct" + (f"; failed: {bad}" if bad else ""),
         }
     )
+    return out
+
+
+def rtt_targets(results: list[dict[str, Any]], variant: str) -> list[dict[str, Any]]:
+    """Issue 20: photo-ingest x1 at 20 and 50 ms against the floor at 0 ms. Paired: the messages each deleted
+    over the same window (both at once, the same machine noise); in turn: msg/s of the two cases."""
+    out: list[dict[str, Any]] = []
+    floor_0 = find(results, "floor", 0.0)
+    for latency in sorted({r["latency_ms"] for r in results if r["latency_ms"] > 0}):
+        mine_suffix, floor_suffix = rtt_pair(variant, latency)
+        one, floor = find(results, f"{variant} x1{mine_suffix}", latency), find(results, f"floor{floor_suffix}", 0.0)
+        name = f"{latency:g} ms: photo-ingest x1 >= {TARGET_RTT_X:g}x the floor's msg/s at 0 ms"
+        if one and floor:
+            ratio = one["overlap_messages"] / max(1, floor["overlap_messages"])
+            note = f"paired: {one['overlap_messages']:,} vs {floor['overlap_messages']:,} messages in the same window"
+            out.append(target(name + ", paired", ratio, "x", note))
+        one = find(results, f"{variant} x1", latency)
+        if one and floor_0:
+            ratio = one["msg_per_s"] / floor_0["msg_per_s"]
+            note = f"{one['msg_per_s']:,.0f} vs {floor_0['msg_per_s']:,.0f} msg/s"
+            out.append(target(name + ", in turn", ratio, "x", note))
     return out
 
 
@@ -516,7 +548,7 @@ def peer_lines(results: list[dict[str, Any]], variant: str) -> list[str]:
 
 
 def target(name: str, ratio: float, kind: str, note: str) -> dict[str, Any]:
-    limits = {TARGET_NAIVE_X, TARGET_TWO_X} if kind == "x" else {TARGET_FLOOR_X, TARGET_SOAK_X}
+    limits = {TARGET_NAIVE_X, TARGET_TWO_X, TARGET_RTT_X} if kind == "x" else {TARGET_FLOOR_X, TARGET_SOAK_X}
     limit = next(x for x in limits if f"{x:g}x" in name)
     passed = ratio >= limit if kind == "x" else ratio <= limit
     return {"target": name, "value": round(ratio, 3), "passed": passed, "note": note}

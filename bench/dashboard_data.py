@@ -30,8 +30,16 @@ def read_emf(lines: Iterable[str]) -> Points:
                 for metric in directive["Metrics"]:
                     if metric["Name"] in document:
                         key = (directive["Namespace"], metric["Name"], dimensions)
-                        points[key].append((at_s, float(document[metric["Name"]])))
+                        points[key].extend((at_s, value) for value in values(document[metric["Name"]]))
     return points
+
+
+def values(member: Any) -> list[float]:
+    """A metric's values: one number, or a distribution's Values, each as often as its count says."""
+    if not isinstance(member, dict):
+        return [float(member)]
+    pairs = zip(member["Values"], member["Counts"], strict=True)
+    return [float(value) for value, count in pairs for _ in range(max(1, round(count)))]
 
 
 def statistic(values: list[float], stat: str) -> float:

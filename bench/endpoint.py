@@ -287,6 +287,7 @@ class Endpoint:
     def __init__(self, port: int, latency_ms: float, hash_key: str, capacity: WriteCapacity | None = None) -> None:
         self.port = port
         self.latency_s = latency_ms / 1000
+        self.table_latency_s = 0.0  # added to DynamoDB's answers only: a slow table (--table-latency-ms)
         self.hash_key = hash_key
         self.capacity = capacity or WriteCapacity()
         self.loop = asyncio.get_running_loop()
@@ -366,7 +367,7 @@ class Endpoint:
     def reply(self, conn: HttpConnection, service: str, result: dict[str, Any], *, close: bool = False) -> None:
         payload = json.dumps(result, separators=(",", ":")).encode()
         headers = f"x-amz-crc32: {zlib.crc32(payload)}\r\n" if service == "DynamoDB_20120810" else ""
-        self.later(conn, 200, payload, headers, close)
+        self.later(conn, 200, payload, headers, close, slow=service == "DynamoDB_20120810")
 
     def reply_error(self, conn: HttpConnection, service: str, prefix: str, exc: ApiError, *, close: bool) -> None:
         self.count(f"error.{exc.code}")
@@ -377,11 +378,14 @@ class Endpoint:
         payload = json.dumps({"__type": prefix + exc.code, "message": exc.message, **exc.extra}).encode()
         if service == "DynamoDB_20120810":
             headers += f"x-amz-crc32: {zlib.crc32(payload)}\r\n"
-        self.later(conn, status, payload, headers, close)
+        self.later(conn, status, payload, headers, close, slow=service == "DynamoDB_20120810")
 
-    def later(self, conn: HttpConnection, status: int, payload: bytes, headers: str, close: bool) -> None:
-        if self.latency_s > 0:
-            self.loop.call_later(self.latency_s, lambda: conn.respond(status, payload, headers, close=close))
+    def later(
+        self, conn: HttpConnection, status: int, payload: bytes, headers: str, close: bool, *, slow: bool = False
+    ) -> None:
+        delay_s = self.latency_s + (self.table_latency_s if slow else 0.0)
+        if delay_s > 0:
+            self.loop.call_later(delay_s, lambda: conn.respond(status, payload, headers, close=close))
         else:
             conn.respond(status, payload, headers, close=close)
 
@@ -831,6 +835,7 @@ class Endpoint:
 async def serve(args: argparse.Namespace) -> None:
     capacity = WriteCapacity(args.table_wcu, args.partition_wcu, args.partitions, args.burst_s)
     app = Endpoint(args.port, args.latency_ms, args.hash_key, capacity)
+    app.table_latency_s = args.table_latency_ms / 1000
     servers = []
     for listener in range(max(1, args.listeners)):
         port = args.port if listener == 0 else 0
@@ -870,6 +875,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.endpoint", description=__doc__.splitlines()[0])
     parser.add_argument("--port", type=int, default=0)
     parser.add_argument("--latency-ms", type=float, default=0.0)
+    parser.add_argument("--table-latency-ms", type=float, default=0.0, help="added to every DynamoDB answer")
     parser.add_argument("--queue", action="append", default=[], help="a queue to create (repeatable)")
     parser.add_argument("--table", action="append", default=[], help="a table to create (repeatable)")
     parser.add_argument("--hash-key", default="photoId")

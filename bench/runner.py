@@ -268,14 +268,20 @@ def expected_receivers(case: Case, opts: Options) -> int:
     if case.contender == "node":
         return case.processes * node_peer.CONSUMERS
     env = opts.photo_ingest_env(case.variant)
-    return case.processes * int(env.get("POLLERS") or default_pollers(env.get("PYTHONPATH")))
+    if idle_pollers(env.get("PYTHONPATH")) == 1:  # pollers that adapt to demand: one while idle
+        return case.processes
+    return case.processes * int(env.get("POLLERS") or idle_pollers(env.get("PYTHONPATH")))
 
 
 @functools.cache
-def default_pollers(service_path: str | None) -> int:
-    """photo-ingest's own POLLERS default, read from the code that will run (a scratch copy may differ)."""
+def idle_pollers(service_path: str | None) -> int:
+    """How many pollers an idle photo-ingest runs, read from the code that will run (a scratch copy may
+    differ): one where pollers adapt to demand (service/worker/pollers.py), else its POLLERS default."""
     env = base_env() | ({"PYTHONPATH": service_path} if service_path else {})
-    code = "from service.config import Settings; print(Settings.model_fields['pollers'].default)"
+    code = (
+        "import importlib.util; from service.config import Settings; "
+        "print(1 if importlib.util.find_spec('service.worker.pollers') else Settings.model_fields['pollers'].default)"
+    )
     neutral = tempfile.gettempdir()  # `python -c` puts its working directory first on sys.path
     out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True, cwd=neutral)
     return int(out.stdout.strip())

@@ -3,6 +3,7 @@ against the normal workload's; and what VERIFY_OBJECTS costs in CPU per message.
 
     python -m bench.storm                      # normal (N=2,000), storm (100 x 1 MiB), normal with VERIFY_OBJECTS
     python -m bench.storm --storm 200 --n 5000 --max-records 100
+    python -m bench.storm --cases normal,padded   # 400 bodies of 1 MiB, one record each, 4 s a put: the byte budget
 
 Each case: a fresh `bench.endpoint` (SQS and DynamoDB on 127.0.0.1, run as it is), its queue pre-filled, then
 `photo-ingest run` as a process, with a dead-letter queue. The clock starts once the worker long-polls and the
@@ -38,7 +39,7 @@ from bench import workload
 QUEUE, DEAD_LETTERS, TABLE = "storm-queue", "storm-dlq", "Photos"
 BODY_BYTES_MAX = 1_048_576
 CLK_TCK = os.sysconf("SC_CLK_TCK")
-POLLERS = 4
+IDLE_POLLERS = 1  # the worker's pollers grow with demand from one
 
 
 @dataclass
@@ -96,10 +97,20 @@ def control(port: int, command: str, timeout_s: float = 600.0) -> dict[str, obje
         return dict(json.loads(response.read()))
 
 
-def run_case(case: str, bodies: list[str], workdir: Path, worker_env: dict[str, str]) -> Result:
+def padded_body(index: int) -> str:
+    """A direct notification of about 1 MiB: one valid record, and padding in a field the worker ignores."""
+    record = '{"eventName":"ObjectCreated:Put","s3":{"bucket":{"name":"%s"},"object":{"key":"photos-raw/p/%07d"}}}'
+    head = '{"Records":[' + record % (workload.BUCKET, index) + '],"padding":"'
+    return head + "x" * (BODY_BYTES_MAX - len(head) - 2) + '"}'
+
+
+def run_case(
+    case: str, bodies: list[str], workdir: Path, worker_env: dict[str, str], table_latency_ms: float = 0.0
+) -> Result:
     env = {k: v for k, v in os.environ.items() if k in {"PATH", "HOME", "LANG", "TMPDIR"}}
     env |= {"AWS_ACCESS_KEY_ID": "bench", "AWS_SECRET_ACCESS_KEY": "bench", "AWS_REGION": "us-east-1"}
     argv = [sys.executable, "-m", "bench.endpoint", "--queue", QUEUE, "--queue", DEAD_LETTERS, "--table", TABLE]
+    argv += ["--table-latency-ms", str(table_latency_ms)]
     endpoint = subprocess.Popen(argv, stdout=subprocess.PIPE, env=env | {"PYTHONPATH": str(Path.cwd())})
     try:
         assert endpoint.stdout is not None
@@ -123,7 +134,6 @@ def _settings(url: str, queue_url: str, dlq_url: str) -> dict[str, str]:
         "DEAD_LETTER_QUEUE_URL": dlq_url,
         "PHOTOS_TABLE": TABLE,
         "ALLOWED_BUCKETS": workload.BUCKET,
-        "POLLERS": str(POLLERS),
         "LOG_FORMAT": "json",
         "LOG_LEVEL": "WARNING",  # the quarantine lines are errors: one per storm message
         "METRICS_ENABLED": "false",
@@ -137,7 +147,7 @@ def _measure(case: str, messages: int, port: int, workdir: Path, env: dict[str, 
             [sys.executable, "-m", "service", "run"], env=env, stdout=log, stderr=log, cwd=workdir
         )
     try:
-        control(port, f"wait?receivers={POLLERS}", timeout_s=60)
+        control(port, f"wait?receivers={IDLE_POLLERS}", timeout_s=60)
         cpu_before, started = proc_cpu_s(worker.pid), time.monotonic()
         control(port, "arm")
         control(port, f"wait?deleted={messages}")
@@ -155,18 +165,34 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n", type=int, default=2_000, help="messages of the normal workload (default 2000)")
     parser.add_argument("--storm", type=int, default=100, help="1 MiB forged bodies (default 100)")
     parser.add_argument("--max-records", type=int, default=100, help="MAX_RECORDS_PER_MESSAGE for the storm")
+    parser.add_argument("--padded", type=int, default=400, help="1 MiB bodies of one record each (default 400)")
+    parser.add_argument("--table-latency-ms", type=float, default=4_000, help="each put's delay, padded case")
+    parser.add_argument("--cases", default="normal,storm,padded,normal+VERIFY_OBJECTS", help="which cases")
+    parser.add_argument("--worker-env", action="append", default=[], metavar="KEY=VALUE", help="for every case")
     args = parser.parse_args(argv)
     stand_in = ThreadingHTTPServer(("127.0.0.1", 0), StandInS3)
     threading.Thread(target=stand_in.serve_forever, daemon=True).start()
     s3 = {"VERIFY_OBJECTS": "true", "AWS_ENDPOINT_URL_S3": f"http://127.0.0.1:{stand_in.server_address[1]}"}
     normal = workload.build(args.n).bodies
+    extra = dict(pair.split("=", 1) for pair in args.worker_env)
     cases = [
-        ("normal", normal, {}),
-        ("storm", [storm_body(i) for i in range(args.storm)], {"MAX_RECORDS_PER_MESSAGE": str(args.max_records)}),
-        ("normal+VERIFY_OBJECTS", normal, s3),
+        ("normal", lambda: normal, {}, 0.0),
+        (
+            "storm",
+            lambda: [storm_body(i) for i in range(args.storm)],
+            {"MAX_RECORDS_PER_MESSAGE": str(args.max_records)},
+            0.0,
+        ),
+        ("padded", lambda: [padded_body(i) for i in range(args.padded)], {}, args.table_latency_ms),
+        ("normal+VERIFY_OBJECTS", lambda: normal, s3, 0.0),
     ]
+    wanted = args.cases.split(",")
     with tempfile.TemporaryDirectory(prefix="storm-") as scratch:
-        results = [run_case(name, bodies, Path(scratch), env) for name, bodies, env in cases]
+        results = [
+            run_case(name, bodies(), Path(scratch), env | extra, latency)
+            for name, bodies, env, latency in cases
+            if name in wanted
+        ]
     stand_in.shutdown()
     header = f"{'case':<24}{'messages':>9}{'seconds':>9}{'CPU ms/msg':>12}{'peak RSS MB':>13}"
     print(header + f"{'dead letters':>14}{'items':>7}")

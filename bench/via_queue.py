@@ -42,7 +42,7 @@ REPO = Path(__file__).resolve().parent.parent
 BUCKET, DESTINATION, QUEUE, TABLE = "bench-raw", "bench-inventory", "bench-queue", "Photos"
 REPORT = f"inventory/{BUCKET}/daily/2026-12-05T01-00Z"
 ROWS_PER_FILE = 25_000
-POLLERS = 4  # the worker's default: each worker process has this many receives waiting once it is up
+IDLE_POLLERS = 1  # an idle worker keeps one receive waiting (its pollers grow with demand)
 WAIT_S = 600.0
 
 
@@ -137,7 +137,7 @@ def run_case(args: argparse.Namespace, manifest: str, s3_url: str, workers: int,
             worker_env["HEALTH_FILE"] = str(workdir / f"health-{index}")
             procs.append(spawn([sys.executable, "-m", "service", "run"], worker_env, workdir, f"worker-{index}"))
         if workers:
-            endpoint.call("wait", timeout_s=120, receivers=workers * POLLERS)
+            endpoint.call("wait", timeout_s=120, receivers=workers * IDLE_POLLERS)
         endpoint.call("arm")
         env |= {"AWS_ENDPOINT_URL_S3": s3_url, "AWS_ENDPOINT_URL_SQS": endpoint.url}
         result = measure(args, manifest, env, endpoint, workers=workers, workdir=workdir)

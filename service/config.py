@@ -91,8 +91,9 @@ class Settings(IngestSettings):
     queue_url: str = Field(min_length=1)
     dead_letter_queue_url: str | None = None
 
-    pollers: int = Field(4, ge=1, le=64)
-    max_in_flight_records: int = Field(128, ge=1, le=10_000)
+    pollers: int = Field(16, ge=1, le=64)  # the ceiling: from one, as many as demand needs (worker/pollers.py)
+    max_in_flight_records: int = Field(1_024, ge=1, le=10_000)  # a safety ceiling: the limit adapts below it
+    max_in_flight_bytes: int = Field(64 * 1_048_576, ge=65_536)  # message bodies held (worker/budget.py)
     receive_wait_seconds: int = Field(20, ge=1, le=20)
     receive_batch_size: int = Field(10, ge=1, le=10)
     visibility_timeout_seconds: int | None = Field(None, ge=1, le=SQS_MAX_VISIBILITY_SECONDS)

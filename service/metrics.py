@@ -12,13 +12,13 @@ One line per interval, per the EMF specification:
 
 Counters are always present (0 when nothing happened, so alarms see data). A timing with no sample in the
 interval (no put, no message) is left out of both the declaration and the line: a latency of 0 would be a lie.
+`QueueLag` and `EventAge` are distributions: `{"Values": [...], "Counts": [...]}` (at most 100 each, EMF's
+limit), so that CloudWatch gives any percentile of them across a fleet (`p50`, `p99` as the statistic).
 """
 
 from __future__ import annotations
 
 import json
-import math
-import random
 import re
 import sys
 import time
@@ -28,6 +28,8 @@ from typing import TextIO
 
 import structlog
 
+from service.samples import Distribution, Samples, distribution, percentile, summary
+
 log = structlog.get_logger("service.metrics")
 
 RECORD_OUTCOMES = ("inserted", "duplicate", "skipped", "conflict", "invalid", "failed")
@@ -35,7 +37,7 @@ RECORD_NOTES = ("object_missing",)  # counted in RecordsSkipped too: the reason,
 # `untrusted` is counted in MessagesQuarantined too: a sender outside ALLOWED_BUCKETS or ALLOWED_TOPIC_ARNS
 MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "untrusted", "delete_failed")
 THROTTLE_SCOPES = ("key_range", "table_capacity", "account_limit", "other")  # service.aws.errors.ThrottleScope
-SAMPLE_CAP = 10_000  # per series per interval: a uniform sample bounds memory and sorting at any rate
+Figure = float | Distribution
 
 
 def _camel(name: str) -> str:
@@ -51,42 +53,16 @@ METRIC_UNITS: dict[str, str] = (
         "PutLatencyP99": "Milliseconds",
         "MessageAgeP50": "Seconds",
         "MessageAgeMax": "Seconds",
-        "EndToEndLagMax": "Seconds",
+        "QueueLag": "Seconds",
+        "EventAge": "Seconds",
         "InFlightRecords": "Count",
         "InFlightLimit": "Count",
+        "InFlightBytes": "Bytes",
+        "Pollers": "Count",
     }
 )
 _NAMESPACE = re.compile(r"[A-Za-z0-9._#:/-]{1,255}")  # what CloudWatch accepts as a namespace
 _MAX_DIMENSIONS = 30
-
-
-def percentile(samples: list[float], fraction: float) -> float:
-    """Nearest-rank percentile: the smallest sample with at least `fraction` of the samples at or below it."""
-    if not samples:
-        return 0.0
-    ordered = sorted(samples)
-    return ordered[max(0, math.ceil(fraction * len(ordered)) - 1)]
-
-
-class Samples(list[float]):
-    """One interval's values of one series: a uniform sample of at most `cap` (reservoir sampling, so a busy
-    interval's percentiles cover all of it, not its first seconds) and the exact maximum of all of them."""
-
-    def __init__(self, cap: int = SAMPLE_CAP) -> None:
-        super().__init__()
-        self.cap = cap
-        self.seen = 0
-        self.peak = -math.inf
-
-    def add(self, value: float) -> None:
-        if not math.isfinite(value):
-            return
-        self.seen += 1
-        self.peak = max(self.peak, value)
-        if len(self) < self.cap:
-            self.append(value)
-        elif (slot := random.randrange(self.seen)) < self.cap:
-            self[slot] = value
 
 
 class Metrics:
@@ -101,15 +77,16 @@ class Metrics:
         self.throttles: Counter[str] = Counter()  # throttled puts, by scope
         self.put_latency_ms = Samples()
         self.message_age_s = Samples()
-        self.lag_s = Samples()
+        self.queue_lag_s = Samples()  # SentTimestamp to the item's write
+        self.event_age_s = Samples()  # the event's own time to the item's write (S3's own notifications only)
 
     def sample(self, series: Samples, value: float) -> None:
         series.add(value)
 
-    def snapshot(self, gauges: Mapping[str, float]) -> dict[str, float]:
+    def snapshot(self, gauges: Mapping[str, float]) -> dict[str, Figure]:
         """Every figure of the interval, by metric name, and the gauges read now; resets the interval."""
         counted = (*RECORD_OUTCOMES, *RECORD_NOTES)
-        figures: dict[str, float] = {f"Records{_camel(o)}": self.records[o] for o in counted}
+        figures: dict[str, Figure] = {f"Records{_camel(o)}": self.records[o] for o in counted}
         figures |= {f"Messages{_camel(e)}": self.messages[e] for e in MESSAGE_EVENTS}
         figures |= {f"Throttled{_camel(s)}": self.throttles[s] for s in THROTTLE_SCOPES}
         if self.put_latency_ms:
@@ -118,8 +95,9 @@ class Metrics:
         if self.message_age_s:
             figures["MessageAgeP50"] = round(percentile(self.message_age_s, 0.50), 3)
             figures["MessageAgeMax"] = round(self.message_age_s.peak, 3)
-        if self.lag_s:
-            figures["EndToEndLagMax"] = round(self.lag_s.peak, 3)
+        for name, series in (("QueueLag", self.queue_lag_s), ("EventAge", self.event_age_s)):
+            if series:
+                figures[name] = distribution(series)
         figures |= gauges
         self._reset()
         return figures
@@ -141,7 +119,7 @@ def emf_problems(namespace: str, dimensions: Mapping[str, str]) -> list[str]:
     return problems
 
 
-def emf_line(figures: Mapping[str, float], namespace: str, dimensions: Mapping[str, str]) -> str:
+def emf_line(figures: Mapping[str, Figure], namespace: str, dimensions: Mapping[str, str]) -> str:
     """One EMF document on one line: every metric is declared in `Metrics` and present at the top level."""
     document: dict[str, object] = {
         "_aws": {
@@ -180,7 +158,7 @@ class MetricsEmitter:
         self._problems = emf_problems(namespace, self._dimensions)
         self._reported = False
 
-    def flush(self) -> dict[str, float]:
+    def flush(self) -> dict[str, Figure]:
         figures = self._metrics.snapshot(self._gauges())
         if not self._problems:
             out = self._out or sys.stdout
@@ -189,5 +167,5 @@ class MetricsEmitter:
         elif not self._reported:
             log.error("metrics.emf_disabled", problems=self._problems)
             self._reported = True
-        log.info("metrics.summary", **figures)
+        log.info("metrics.summary", **summary(figures))
         return figures

@@ -118,6 +118,8 @@ def test_the_zip_figures_in_lambda_md_are_the_built_zips(lambda_zip: Path) -> No
     infos = zipfile.ZipFile(lambda_zip).infolist()
     built = (sum(f.compress_size for f in infos) / 1e6, sum(f.file_size for f in infos) / 1e6, len(infos))
     assert built == pytest.approx((zipped, unzipped, files), rel=0.03), row
+
+
 # Under `python -S` with the arm64 zip first on the path: each aarch64 extension module is loaded from the same
 # package's x86_64 build instead (this machine cannot run aarch64 code), so every pure-Python module the handler
 # imports comes from the arm64 zip. argv: the arm64 folder, the x86_64 folder, the report file.

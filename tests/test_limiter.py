@@ -271,3 +271,19 @@ async def test_a_record_throttled_past_its_budget_fails_and_its_message_is_relea
     assert settlement.disposition is Disposition.RELEASE
     assert store.calls == 1
     assert limiter.in_use == 0
+
+
+async def test_the_limit_does_not_grow_while_the_write_pace_binds() -> None:
+    """Slots that wait for the pace's turns are queueing, not round trips: more of them would only queue."""
+    clock = Clock()
+    limiter, pace = Limiter(100, initial=10, clock=clock), WritePace(initial_rate=10.0, clock=clock)
+    for _ in range(10):
+        await limiter.acquire()
+    assert not pace.binding
+    pace._waited_at = clock()  # a turn just had to wait
+    assert pace.binding
+    limiter.succeeded(grow=not pace.binding)
+    assert limiter.limit == 10
+    clock.now_s += 2  # no turn waited for a second: the pace no longer binds
+    limiter.succeeded(grow=not pace.binding)
+    assert limiter.limit == 11

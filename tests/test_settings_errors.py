@@ -348,7 +348,8 @@ def test_local_stops_on_a_bad_aws_variable(tmp_path: Path) -> None:
 
 
 def typed_options() -> list[tuple[str, str]]:
-    """Every (subcommand, option) of the real parser whose value is converted by a `type`."""
+    """Every (subcommand, option) of the real parser whose value is converted, and so can be refused, by a `type`
+    (a path or a string takes any text)."""
     from service.cli import build_parser
 
     commands = next(a for a in build_parser()._actions if isinstance(a, argparse._SubParsersAction))
@@ -356,7 +357,7 @@ def typed_options() -> list[tuple[str, str]]:
         (name, action.option_strings[0])
         for name, sub in commands.choices.items()
         for action in sub._actions
-        if action.type is not None and action.option_strings
+        if action.type not in (None, str, Path) and action.option_strings
     ]
 
 

@@ -222,6 +222,7 @@ ONE_RUNTIME: dict[str, str] = {
     "health_max_age_seconds": "read by `photo-ingest health`, no runtime: tests/test_health.py",
     "unhealthy_after_failing_seconds": "read by `photo-ingest health`, no runtime: tests/test_health.py",
     "pollers": "the worker's polling; Lambda's event source mapping polls: tests/test_worker.py",
+    "max_in_flight_bytes": "the worker's pollers' byte budget; Lambda's mapping receives for it: tests/test_budget.py",
     "receive_wait_seconds": "the worker's polling: tests/test_worker.py",
     "receive_batch_size": "the worker's polling: tests/test_worker.py",
     "visibility_timeout_seconds": "the worker's visibility keeper; the mapping keeps Lambda's: tests/test_worker.py",

@@ -78,7 +78,7 @@ class Batch:
         if message.sent_at_ms:
             self._metrics.sample(self._metrics.message_age_s, time.time() - message.sent_at_ms / 1000)
         try:
-            settlement = await self._ingest.settle_body(message.body, deadline)
+            settlement = await self._ingest.settle_body(message.body, deadline, message.sent_at_ms)
             replies[message.message_id] = await self._reply(message, settlement)
         except Exception:  # a bug, not an AWS failure: keep this message, settle the others
             log.exception("message.unexpected_error")

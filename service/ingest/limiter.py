@@ -4,8 +4,16 @@ decrease (AIMD, the client-side limit that Netflix's concurrency-limits recommen
     pollers ── reserve (one slot per message they may receive) ──┐
     records ── acquire (one slot per record, in turn) ───────────┴─▶ at most `limit` slots in use
     every put that succeeds: limit + 1/limit (about one slot more per round of puts), up to `ceiling`;
-                             from `initial`, limit + 1 (doubling every round) until the first throttle
+                             from `initial`, limit + 1 (doubling every round) until the first throttle;
+                             only while demand fills half the slots and the write pace does not bind
     a throttle:              limit x DECREASE, once per round, down to `floor`
+
+The limit so settles near what Little's law asks of the round trip (slots in use = puts a second x the put's
+round trip), with 2x headroom: it grows only while at least half its slots are in use, so a 50 ms round trip
+at 1,500 puts a second takes it to about 150 and a 1 ms one leaves it near its start. `ceiling`
+(MAX_IN_FLIGHT_RECORDS) is a safety bound only. Overload is signalled by throttles, not by latency: a latency
+(gradient, Vegas) controller would read a slow network or a busy event loop as congestion and shrink exactly
+where latency needs hiding (docs/throughput.md, "The limiter").
 
 A received message hands its slot to its first record; every further record acquires one and waits its turn,
 and records waiting go before new receives, so a message of any size holds at most the limit and always
@@ -121,9 +129,10 @@ class Limiter:
         self.in_use += slots
         return slots
 
-    def succeeded(self) -> None:
-        """Additive increase, while at least half the slots are in use (an idle limit proves nothing)."""
-        if self._limit < self.ceiling and self.in_use * 2 >= self.limit:
+    def succeeded(self, *, grow: bool = True) -> None:
+        """Additive increase, while at least half the slots are in use (an idle limit proves nothing) and `grow`
+        (False while the write pace binds: slots then wait for turns, and more of them would only queue)."""
+        if grow and self._limit < self.ceiling and self.in_use * 2 >= self.limit:
             self._limit = min(float(self.ceiling), self._limit + (1 if self._slow_start else 1 / self._limit))
             self.release(0)  # a grown limit lets the next record in
         self._report()

@@ -82,6 +82,11 @@ class WritePace:
     def waiting(self) -> int:
         return len(self._turns)
 
+    @property
+    def binding(self) -> bool:
+        """A turn had to wait within the last BINDING_S: the rate, not the concurrency, limits the puts."""
+        return self.rate != OFF and self._clock() - self._waited_at < BINDING_S
+
     async def turn(self, deadline: float | None = None) -> int:
         """Wait for this attempt's turn; the epoch it starts in, for `throttled`. `PaceTimeout` if it would
         come after `deadline` (monotonic seconds), or if it has to wait once the pace is closed."""

@@ -33,7 +33,8 @@ from service.metrics import Metrics
 
 log = structlog.get_logger("service.ingest")
 
-DEFAULT_SLOTS = 128  # the bounded limiter of a caller that hands none (MAX_IN_FLIGHT_RECORDS's default)
+DEFAULT_SLOTS = 128  # the bounded limiter of a caller that hands none
+REPLAYED_AFTER_S = 900.0  # sent this long after its event: a backfill or a replay, not S3's own notification
 
 
 class Store(Protocol):
@@ -95,8 +96,9 @@ class Ingest:
         """At shutdown: a throttled or paced record fails (its message is released) instead of waiting."""
         self._puts.close()
 
-    async def settle_body(self, body: str, deadline: float | None = None) -> Settlement:
-        """Parse one message body and settle its records; a body that can never succeed is quarantined."""
+    async def settle_body(self, body: str, deadline: float | None = None, sent_at_ms: int | None = None) -> Settlement:
+        """Parse one message body and settle its records; a body that can never succeed is quarantined.
+        `sent_at_ms` (the message's SentTimestamp) times each inserted item's QueueLag and EventAge."""
         try:
             entries = parse_body(body, self._raw_prefix, self._trust)
         except PoisonMessageError as exc:  # logged once, by the runtime's quarantine line
@@ -106,21 +108,26 @@ class Ingest:
         except Exception as exc:  # a parser bug that this body sets off: retrying it cannot help
             log.exception("message.parse_failed")
             return Settlement([], Disposition.QUARANTINE, "parse_failed", f"{type(exc).__name__}: {exc}")
-        return await self.settle(entries, deadline)
+        return await self.settle(entries, deadline, sent_at_ms)
 
-    async def settle(self, entries: Sequence[Entry], deadline: float | None = None) -> Settlement:
+    async def settle(
+        self, entries: Sequence[Entry], deadline: float | None = None, sent_at_ms: int | None = None
+    ) -> Settlement:
         """Settle these records, each put in a slot of the limiter; the disposition follows `decide`. A
         throttled put is retried until `deadline` (`time.monotonic()` seconds); without one, it fails. Every
         record meets `screen` first, whoever made it: a folder marker is skipped in every runtime."""
         entries = [screen(entry) for entry in entries]
+        sent_s = sent_at_ms / 1000 if sent_at_ms else None
         if len(entries) == 1:
-            records = [await self._settle(entries[0], deadline)]
+            records = [await self._settle(entries[0], deadline, sent_s)]
         else:
-            records = await self._settle_many(entries, deadline)
+            records = await self._settle_many(entries, deadline, sent_s)
         outcomes = [record.outcome for record in records]
         return Settlement(records, decide(outcomes), reason(outcomes))
 
-    async def _settle_many(self, entries: Sequence[Entry], deadline: float | None) -> list[Settled]:
+    async def _settle_many(
+        self, entries: Sequence[Entry], deadline: float | None, sent_s: float | None
+    ) -> list[Settled]:
         """A put starts only once it has a slot, so a message of any size holds at most the limit's slots; the
         task group ends every put before the message is settled, and cancels them with the message."""
         settled: list[Settled | asyncio.Task[Settled]] = []
@@ -130,18 +137,18 @@ class Ingest:
                     settled.append(self._skipped(entry))
                     continue
                 await self._limiter.acquire()
-                settled.append(puts.create_task(self._put_in_slot(entry, deadline)))
+                settled.append(puts.create_task(self._put_in_slot(entry, deadline, sent_s)))
         return [record if isinstance(record, Settled) else record.result() for record in settled]
 
-    async def _settle(self, entry: Entry, deadline: float | None) -> Settled:
+    async def _settle(self, entry: Entry, deadline: float | None, sent_s: float | None) -> Settled:
         if isinstance(entry, SkippedRecord):
             return self._skipped(entry)
         await self._limiter.acquire()
-        return await self._put_in_slot(entry, deadline)
+        return await self._put_in_slot(entry, deadline, sent_s)
 
-    async def _put_in_slot(self, record: ObjectRecord, deadline: float | None) -> Settled:
+    async def _put_in_slot(self, record: ObjectRecord, deadline: float | None, sent_s: float | None) -> Settled:
         try:
-            return await self._put(record, deadline)
+            return await self._put(record, deadline, sent_s)
         finally:
             self._limiter.release()
 
@@ -151,7 +158,7 @@ class Ingest:
         self._metrics.records["skipped"] += 1
         return Settled(Outcome.SKIPPED)
 
-    async def _put(self, record: ObjectRecord, deadline: float | None) -> Settled:
+    async def _put(self, record: ObjectRecord, deadline: float | None, sent_s: float | None) -> Settled:
         now = datetime.now(UTC)
         fields = {"bucket": record.bucket, "key": record.key}
         try:  # the item is built inside the record's own error handling: its content ends in an outcome
@@ -171,11 +178,22 @@ class Ingest:
         if result is PutOutcome.CONFLICT:
             log.error("photo.conflict", **fields, reason="photoId held by another object; not overwritten")
             return Settled(Outcome.CONFLICT)
-        if result is PutOutcome.INSERTED:
-            lag_s = now.timestamp() - datetime.fromisoformat(item["uploadedAt"]["S"]).timestamp()
-            self._metrics.sample(self._metrics.lag_s, lag_s)
+        if result is PutOutcome.INSERTED and sent_s is not None:
+            self._freshness(item, sent_s)
         log.info(f"photo.{result.value}", **fields)
         return Settled(Outcome(result.value))
+
+    def _freshness(self, item: Item, sent_s: float) -> None:
+        """QueueLag: the message's time on the queue and in the worker, to the item's write. EventAge: from the
+        event's own time, for S3's own notifications only: an item without an event time, or one sent long
+        after its event (a `--via-queue` backfill, a replay), would report the object's age, not the path's."""
+        written_s = time.time()
+        self._metrics.sample(self._metrics.queue_lag_s, written_s - sent_s)
+        if item["uploadedAt"]["S"] == item["ingestedAt"]["S"]:
+            return
+        event_s = datetime.fromisoformat(item["uploadedAt"]["S"]).timestamp()
+        if sent_s - event_s <= REPLAYED_AFTER_S:
+            self._metrics.sample(self._metrics.event_age_s, written_s - event_s)
 
     def _put_failed(self, exc: Exception, fields: dict[str, str]) -> Settled:
         kind = classify(exc)

@@ -57,7 +57,7 @@ class ThrottledPuts:
                 if deadline is None or not await self._limiter.backoff(attempt, deadline):
                     raise
             else:
-                self._limiter.succeeded()
+                self._limiter.succeeded(grow=not self._pace.binding)
                 self._pace.succeeded()
                 return result
 

@@ -83,10 +83,12 @@ class InFlight:
                 log.warning("message.extend_failed", messageId=message.message_id, error=str(extended))
 
     def _due(self, now: float, visibility_s: int) -> list[Message]:
-        """The messages due for an extension; one held as long as allowed is never due again."""
+        """The messages due for an extension, and those due within a quarter of the timeout: they go in the same
+        calls, so that a slow round of calls does not make the next round late. One held as long as allowed is
+        never due again."""
         due = []
         for message, flight in self._flights.items():
-            if flight.due_at > now:
+            if flight.due_at > now + visibility_s / 4:
                 continue
             if now - message.received_at + visibility_s > self._extension_max_s:
                 flight.due_at = math.inf  # SQS may hand it out again once its timeout ends

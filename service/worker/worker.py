@@ -1,7 +1,8 @@
 """The worker: pollers receive while there is room, each message is handled in its own task, and every
 message ends in exactly one disposition, decided from its records' outcomes by `decide`.
 
-    pollers ── receive (≤10, 20 s wait) ── only while the Limiter has room, paused by IntakeGate on outages
+    pollers (1 up to POLLERS, as demand needs: pollers.py) ── receive (≤10, 20 s wait) ── only while the
+       │    Limiter and the ByteBudget have room, paused by IntakeGate on outages
        └─▶ one task per message: parse ─▶ one conditional put per record, each in a slot of the same Limiter
               (AIMD: it adapts to DynamoDB's throttles) ─▶ outcomes
               └─▶ decide ─▶ delete (batched) │ release with backoff │ quarantine
@@ -11,6 +12,7 @@ message ends in exactly one disposition, decided from its records' outcomes by `
 from __future__ import annotations
 
 import asyncio
+import sys
 import time
 from contextlib import AsyncExitStack
 from typing import TYPE_CHECKING
@@ -26,10 +28,12 @@ from service.ingest.limiter import Limiter
 from service.ingest.outcomes import Disposition
 from service.ingest.settle import Ingest
 from service.metrics import Metrics, MetricsEmitter
+from service.worker.budget import ByteBudget
 from service.worker.disposal import Disposal
 from service.worker.heartbeat import Heartbeat
 from service.worker.inflight import InFlight
 from service.worker.pacing import IntakeGate
+from service.worker.pollers import PollerCount
 
 if TYPE_CHECKING:
     import aioboto3
@@ -37,6 +41,7 @@ if TYPE_CHECKING:
 log = structlog.get_logger("service.worker.worker")
 
 INTAKE_BACKOFF_CAP_S = 30.0
+INITIAL_LIMIT_RECEIVES = 4  # the limit starts at 4 receives' worth of slots, then doubles each round
 
 
 class Worker:
@@ -49,8 +54,11 @@ class Worker:
         self._settings = settings
         self._queue = queue
         self._metrics = metrics
-        # MAX_IN_FLIGHT_RECORDS is the ceiling; the limit starts at one round of receives and doubles each round
-        self._limiter = Limiter(settings.max_in_flight_records, initial=settings.pollers * settings.receive_batch_size)
+        # MAX_IN_FLIGHT_RECORDS is the ceiling; the limit starts at a few receives and doubles each round
+        initial = INITIAL_LIMIT_RECEIVES * settings.receive_batch_size
+        self._limiter = Limiter(settings.max_in_flight_records, initial=initial)
+        self._budget = ByteBudget(settings.max_in_flight_bytes)
+        self._pollers = PollerCount(settings.pollers)
         self._intake = IntakeGate(settings.retry_backoff_base_seconds / 2, INTAKE_BACKOFF_CAP_S)
         self._heartbeat = Heartbeat(settings.health_file)
         self._in_flight = InFlight(
@@ -58,6 +66,7 @@ class Worker:
         )
         self._disposal = Disposal(settings, queue, metrics, self._intake)
         self._tasks: set[asyncio.Task[None]] = set()
+        self._held: dict[Message, int] = {}  # the bytes of each body still held
 
     @property
     def limiter(self) -> Limiter:
@@ -65,7 +74,12 @@ class Worker:
         return self._limiter
 
     def gauges(self) -> dict[str, float]:
-        return {"InFlightRecords": self._limiter.in_use, "InFlightLimit": self._limiter.limit}
+        return {
+            "InFlightRecords": self._limiter.in_use,
+            "InFlightLimit": self._limiter.limit,
+            "InFlightBytes": self._budget.used,
+            "Pollers": self._pollers.active,
+        }
 
     async def run(self, stop: asyncio.Event, ingest: Ingest) -> None:
         """Poll until `stop` is set, then drain within the shutdown timeout and release what is left."""
@@ -82,8 +96,7 @@ class Worker:
             if self._settings.metrics_enabled:
                 helpers.append(work.create_task(self._report(emitter)))
             async with asyncio.TaskGroup() as pollers:
-                for index in range(self._settings.pollers):
-                    pollers.create_task(self._poll(index, stop, work))
+                pollers.create_task(self._poll(stop, work, pollers))
             self._ingest.close()  # a throttled or paced record waits no more: it fails, and its message is released
             await self._drain()
             for helper in helpers:
@@ -94,30 +107,53 @@ class Worker:
         self._heartbeat.beat(force=True)
         log.info("worker.stopped")
 
-    async def _poll(self, index: int, stop: asyncio.Event, work: asyncio.TaskGroup) -> None:
-        while not stop.is_set():
-            self._heartbeat.beat()
-            await self._intake.wait_open(stop)
-            probing = self._intake.degraded  # an outage: the first poller probes with one message, others wait
-            if probing and index:
-                await self._intake.wait_recovered(stop)
-                continue
-            slots = await self._limiter.reserve(1 if probing else self._settings.receive_batch_size, stop)
-            if not slots:
-                continue
-            try:
-                messages = await self._receive(slots, stop)
-            except Exception as exc:  # noqa: BLE001 - classified; the poller backs off and keeps running
-                self._limiter.release(slots)
-                self._receive_failed(exc)
-                continue
-            self._intake.succeeded("receive")
-            self._limiter.release(slots - len(messages))  # each message holds one until its first put
-            started = [self._start(message, work) for message in messages]
-            if probing and started:  # the probe's outcome decides whether the outage is over
-                stopped = asyncio.ensure_future(stop.wait())
-                await asyncio.wait({*started, stopped}, return_when=asyncio.FIRST_COMPLETED)
-                stopped.cancel()
+    async def _poll(self, stop: asyncio.Event, work: asyncio.TaskGroup, pollers: asyncio.TaskGroup) -> None:
+        index = self._pollers.start()
+        try:
+            while not stop.is_set():
+                received = await self._poll_once(index, stop, work)
+                if received is None:
+                    continue
+                if PollerCount.retires(index, received):
+                    return
+                room = self._limiter.in_use < self._limiter.limit and self._budget.has_room
+                if self._pollers.grows(received, self._settings.receive_batch_size, room):
+                    pollers.create_task(self._poll(stop, work, pollers))
+        finally:
+            self._pollers.stopped()
+
+    async def _poll_once(self, index: int, stop: asyncio.Event, work: asyncio.TaskGroup) -> int | None:
+        """One receive, once there is room; how many messages it brought (None: no receive was made)."""
+        self._heartbeat.beat()
+        await self._intake.wait_open(stop)
+        probing = self._intake.degraded  # an outage: the first poller probes with one message, others wait
+        if probing and index:
+            await self._intake.wait_recovered(stop)
+            return None
+        want = 1 if probing else self._settings.receive_batch_size
+        if (reserved := await self._budget.reserve(want, stop)) is None:
+            return None
+        if not (slots := await self._limiter.reserve(want, stop)):
+            self._budget.release(reserved)
+            return None
+        try:
+            messages = await self._receive(slots, stop)
+        except Exception as exc:  # noqa: BLE001 - classified; the poller backs off and keeps running
+            self._limiter.release(slots)
+            self._budget.release(reserved)
+            self._receive_failed(exc)
+            return None
+        self._intake.succeeded("receive")
+        self._limiter.release(slots - len(messages))  # each message holds one until its first put
+        sizes = [sys.getsizeof(message.body) for message in messages]
+        self._budget.received(reserved, sizes)
+        self._held.update(zip(messages, sizes, strict=True))
+        started = [self._start(message, work) for message in messages]
+        if probing and started:  # the probe's outcome decides whether the outage is over
+            stopped = asyncio.ensure_future(stop.wait())
+            await asyncio.wait({*started, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            stopped.cancel()
+        return len(messages)
 
     def _start(self, message: Message, work: asyncio.TaskGroup) -> asyncio.Task[None]:
         self._in_flight.add(message)
@@ -171,14 +207,24 @@ class Worker:
             cancelled = True  # left in `_in_flight`, so shutdown releases it
             raise
         finally:
+            self._drop_body(message)  # at the latest here, also when cancelled: shutdown needs no body
             if not cancelled:
                 self._in_flight.done(message)
 
     async def _process(self, message: Message) -> None:
         # The message's slot passes to its first record: nothing awaits between this release and that acquire.
         self._limiter.release()
-        settlement = await self._ingest.settle_body(message.body, self._in_flight.deadline(message))
+        deadline = self._in_flight.deadline(message)
+        settlement = await self._ingest.settle_body(message.body, deadline, message.sent_at_ms)
+        if settlement.disposition is not Disposition.QUARANTINE:  # only the dead-letter queue needs the body
+            self._drop_body(message)
         await self._disposal.apply(message, settlement.disposition, settlement.reason, detail=settlement.detail)
+
+    def _drop_body(self, message: Message) -> None:
+        """Let go of the body, and give its bytes back to the budget."""
+        if (size := self._held.pop(message, None)) is not None:
+            message.body = ""
+            self._budget.release(size)
 
     def put_succeeded(self) -> None:
         self._heartbeat.record_put(ok=True)

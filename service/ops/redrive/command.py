@@ -131,6 +131,7 @@ def register(commands: argparse._SubParsersAction[Any]) -> None:
         action="store_true",
         help="have SQS move them (StartMessageMoveTask): FIFO-safe, up to 500/s, goes on if you disconnect",
     )
-    parser.add_argument("--rate", type=process.bounded(int, 1, server.MAX_RATE), help="with --server-side: at most this many messages a second")
+    rate = process.bounded(int, 1, server.MAX_RATE)
+    parser.add_argument("--rate", type=rate, help="with --server-side: at most this many messages a second")
     parser.add_argument("--dry-run", action="store_true", help="print how many would move; move nothing")
     parser.add_argument("--force", action="store_true", help="move even from a DLQ whose policy lets anyone send to it")
