@@ -2,7 +2,7 @@
 
 Event names are dotted nouns (`photo.inserted`, `message.deleted`); values are fields. Per-message context
 (`messageId`, `receiveCount`) is bound through contextvars, which each asyncio task copies, so concurrent
-messages never see each other's fields.
+messages never see each other's fields; so is the current span, whose `trace_id` and `span_id` join each line.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ from typing import Any, Literal
 
 import structlog
 
+from service import telemetry
 from service.text import printable
 
 
@@ -22,6 +23,7 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
     use_json = fmt == "json" or (fmt == "auto" and not sys.stdout.isatty())
     processors: list[structlog.typing.Processor] = [
         structlog.contextvars.merge_contextvars,
+        trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
     ]
@@ -36,6 +38,13 @@ def configure_logging(level: str = "INFO", fmt: Literal["auto", "json", "console
         logger_factory=structlog.PrintLoggerFactory(sys.stdout),
         cache_logger_on_first_use=True,
     )
+
+
+def trace_ids(_logger: object, _method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:
+    """While a span is active (traces exported: docs/observability.md), its W3C `trace_id` and `span_id`."""
+    if (ids := telemetry.ids()) is not None:
+        event["trace_id"], event["span_id"] = ids
+    return event
 
 
 def _printable_values(_logger: object, _method: str, event: structlog.typing.EventDict) -> structlog.typing.EventDict:

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
-from service import process
+from service import process, telemetry
 from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
 from service.aws.table import PhotoStore
 from service.config import TableSettings
@@ -36,6 +36,8 @@ async def backfill_command(
     """The whole command once settings are loaded: progress on `terminal` if there is one, summary on stdout."""
     session = make_session()
     async with AsyncExitStack() as stack:
+        if telemetry.start():
+            stack.callback(telemetry.stop)
         try:
             objects = await _objects(await open_s3(stack, session, 2), options)
         except InventoryError as exc:
