@@ -1,11 +1,7 @@
-"""The worker's metrics through OTLP: the figures of each interval that the EMF line carries, with the same names,
-dimensions (as attributes) and units (in UCUM, as OpenTelemetry writes them: Count is 1, Milliseconds ms,
-Seconds s), read from the same registry (`service.metrics.METRIC_UNITS`).
-
-    a counter (unit Count)              a Counter: each interval's count is added (exported cumulative)
-    the gauges (InFlightRecords, ...)   observable gauges, read when the exporter collects
-    a figure of the interval (P50 ...)  a Gauge, set at each interval
-"""
+"""The worker's metrics through OTLP: each interval's figures that the EMF line carries, read from the same
+registry (`service.metrics.METRIC_UNITS`), with the same names (a view per name keeps its case: the SDK would
+lowercase it), the same dimensions (as attributes) and the same units, in UCUM as OpenTelemetry writes them
+(Count is 1, Milliseconds ms, Seconds s)."""
 
 from __future__ import annotations
 
@@ -13,10 +9,16 @@ from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 
 from opentelemetry.metrics import CallbackOptions, Counter, Meter, Observation, _Gauge
+from opentelemetry.sdk.metrics.view import View
 
 from service.metrics import METRIC_UNITS
 
 UCUM = {"Count": "1", "Milliseconds": "ms", "Seconds": "s", "Bytes": "By", "Percent": "%"}
+
+
+def views() -> list[View]:
+    """The SDK lowercases instrument names; a view per metric keeps the EMF name (RecordsInserted)."""
+    return [View(instrument_name=name, name=name) for name in METRIC_UNITS]
 
 
 def unit(name: str) -> str:

@@ -18,7 +18,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
-from service.telemetry.meters import OtlpMetrics
+from service.telemetry.meters import OtlpMetrics, views
 from service.telemetry.spans import Spans
 
 NAME = "photo-ingest"
@@ -44,7 +44,7 @@ class Exporting:
             self.spans = Spans(self._tracer_provider.get_tracer(NAME))
         if metrics:
             reader = PeriodicExportingMetricReader(OTLPMetricExporter())
-            self._meter_provider = MeterProvider(resource=resource(), metric_readers=[reader])
+            self._meter_provider = MeterProvider(resource=resource(), metric_readers=[reader], views=views())
 
     def flush(self) -> None:
         for provider in (self._tracer_provider, self._meter_provider):
