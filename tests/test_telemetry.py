@@ -85,6 +85,7 @@ def assert_linked_process(process: Span, stack: Stack, message_id: str) -> None:
         "messaging.message.id": message_id,
         "photo_ingest.disposition": "delete",
     }.items() <= attributes(process).items()
+    assert "photo_ingest.reason" not in attributes(process)  # a reason says why a message was kept
 
 
 def assert_write_under(process: Span, received: Received, outcome: str = "inserted") -> Span:
@@ -120,6 +121,21 @@ async def test_a_message_with_an_awstraceheader_is_traced_from_receive_to_write(
     assert (deletion["trace_id"], deletion["span_id"]) == (process.trace_id.hex(), process.span_id.hex())
     assert {"service.name": "photo-ingest-test"}.items() <= otlp.resources[0].items()
     assert '"_aws"' not in capsys.readouterr().out  # METRICS_EXPORTER=otlp: no EMF line
+
+
+async def test_a_quarantined_message_s_span_says_so_and_why(stack: Stack, otlp: Received) -> None:
+    """The disposition and its reason, as the worker's own `message.quarantined` line gives it; no write."""
+    send_traced(stack, "not json")
+    with capture_logs() as logs:
+        settings = stack.settings(dead_letter_queue_url=stack.dlq_url)
+        await run_until(settings, lambda: any(line["event"] == "message.quarantined" for line in logs))
+
+    [quarantined] = [line for line in logs if line["event"] == "message.quarantined"]
+    process = only(otlp.named(f"process {queue_name(stack)}"))
+    assert attributes(process)["photo_ingest.disposition"] == "quarantine"
+    assert attributes(process)["photo_ingest.reason"] == quarantined["reason"]
+    assert quarantined["trace_id"] == process.trace_id.hex()
+    assert otlp.named("photo.write") == []
 
 
 async def test_metrics_exporter_otlp_exports_the_emf_names_units_and_dimensions(

@@ -81,7 +81,7 @@ class Batch:
         with telemetry.process(queue, message.message_id, message.receive_count, message.trace_header) as span:
             try:
                 settlement = await self._ingest.settle_body(message.body, deadline)
-                span.note(disposition=settlement.disposition.value, reason=settlement.reason)
+                telemetry.disposed(span, settlement.disposition, settlement.reason)
                 replies[message.message_id] = await self._reply(message, settlement)
             except Exception:  # a bug, not an AWS failure: keep this message, settle the others
                 log.exception("message.unexpected_error")

@@ -119,6 +119,11 @@ def process(queue: str, message_id: str, receive_count: int, trace_header: str |
     return NOOP if _spans is None else _spans.process(queue, message_id, receive_count, trace_header)
 
 
+def disposed(span: Span, disposition: str, reason: str) -> None:
+    """A message's disposition on its process span, and its reason when it was not deleted (kept or quarantined)."""
+    span.note(disposition=str(disposition), reason=None if disposition == "delete" else reason)
+
+
 def invocation(request_id: str, cold: bool) -> AbstractContextManager[Span]:
     """The Lambda invocation's span: each record's process span is its child."""
     return NOOP if _spans is None else _spans.invocation(request_id, cold)

@@ -177,7 +177,7 @@ class Worker:
         # The message's slot passes to its first record: nothing awaits between this release and that acquire.
         self._limiter.release()
         settlement = await self._ingest.settle_body(message.body, self._in_flight.deadline(message))
-        span.note(disposition=settlement.disposition.value, reason=settlement.reason)
+        telemetry.disposed(span, settlement.disposition, settlement.reason)
         await self._disposal.apply(message, settlement.disposition, settlement.reason, detail=settlement.detail)
 
     def put_succeeded(self) -> None:
