@@ -52,7 +52,7 @@ def main(argv: list[str] | None = None) -> None:
     for span in received.spans:
         children[span.parent_span_id].append(span)
     roots = sorted(children[b""], key=lambda span: span.start_time_unix_nano)
-    messages = [root for root in roots if root.name.startswith("process ") and children[root.span_id]]
+    messages = [root for root in roots if root.name.startswith("process ")]
     receives = [root for root in roots if root.name.startswith("receive ") and root.attributes]
     print(f"{len(received.spans)} spans, {len(roots)} traces; the first receive that got messages, and")
     print(f"the first {args.limit} messages:\n")
