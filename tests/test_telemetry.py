@@ -9,17 +9,21 @@ from __future__ import annotations
 import asyncio
 import sys
 from collections.abc import Iterator
+from importlib import metadata
+from pathlib import Path
 from typing import Any
 
 import pytest
 import structlog.contextvars
 import structlog.testing
 from opentelemetry.proto.trace.v1.trace_pb2 import Span
+from packaging.requirements import Requirement
 
 from service import telemetry
 from service.aws_lambda import entry, handler
 from service.logs import trace_ids
 from service.metrics import METRIC_UNITS
+from tests import test_backfill as backfill
 from tests.bodies import direct, direct_many, photos
 from tests.conftest import BUCKET, Stack, deleted, run_until
 from tests.fleet import open_sender, photo_keys, queue_options, upload
@@ -217,6 +221,21 @@ async def test_backfill_via_queue_sends_each_batch_in_a_span_whose_context_rides
     assert headers == [expected[0]] * 10 + [expected[1]] * 2
 
 
+async def test_a_direct_backfill_writes_each_object_in_its_own_span(
+    stack: Stack, otlp: Received, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The command's own path starts and stops the exporters: one span per object written, its write a child;
+    an object outside RAW_PREFIX is not written, so it has none."""
+    keys = backfill.upload(stack, 3, extra=["elsewhere/x.jpg"])
+    code, _ = await backfill.run(stack, capsys)
+
+    assert code == 0
+    objects = otlp.named("backfill.object")
+    assert sorted(attributes(span)["photo_ingest.key"] for span in objects) == keys
+    for span in objects:
+        assert_write_under(span, otlp)
+
+
 @pytest.mark.parametrize("disabled", ["no endpoint", "OTEL_SDK_DISABLED"])
 async def test_without_an_endpoint_or_with_the_sdk_disabled_nothing_is_exported(
     stack: Stack, monkeypatch: pytest.MonkeyPatch, disabled: str
@@ -248,6 +267,15 @@ def test_an_endpoint_without_the_extra_installed_is_said_once_and_exports_nothin
     with telemetry.process("q", "m", 1, HEADER) as span:
         span.note(disposition="delete")
         assert telemetry.ids() is None
+
+
+def test_the_image_and_the_lambda_zip_install_the_otel_extra() -> None:
+    """config/requirements.lock (what the image and `make lambda-zip` install) pins every package of the extra."""
+    lock = (Path(__file__).resolve().parents[1] / "config" / "requirements.lock").read_text().lower()
+    extra = [Requirement(line) for line in metadata.requires("photo-ingest") or [] if 'extra == "otel"' in line]
+    assert {requirement.name for requirement in extra} >= {"opentelemetry-sdk", "opentelemetry-propagator-aws-xray"}
+    for requirement in extra:
+        assert f"\n{requirement.name}==" in f"\n{lock}", requirement.name
 
 
 @pytest.mark.parametrize(

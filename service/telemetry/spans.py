@@ -93,12 +93,15 @@ class Spans:
 
     @contextmanager
     def waited(self, what: str) -> Iterator[None]:
+        span = trace.get_current_span()
+        if not span.is_recording():  # not sampled: nothing to time
+            yield
+            return
         started = time.perf_counter()
         try:
             yield
         finally:
-            waited_ms = round((time.perf_counter() - started) * 1000, 3)
-            trace.get_current_span().add_event(f"{what}.waited", {"wait_ms": waited_ms})
+            span.add_event(f"{what}.waited", {"wait_ms": round((time.perf_counter() - started) * 1000, 3)})
 
     def trace_header(self) -> str | None:
         carrier: dict[str, str] = {}
