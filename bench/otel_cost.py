@@ -1,5 +1,6 @@
 """`python -m bench.otel_cost`: photo-ingest's CPU per message with telemetry off and on, one case after another
-on the bench endpoint, in rounds (so the machine's drift hits every variant alike):
+on the bench endpoint, in rounds, each round in another order (so the machine's drift, and whatever one case
+leaves behind for the next, hits every variant alike):
 
     before         the service/ of another revision (--baseline REV, e.g. the commit before telemetry)
     unconfigured   this build, the `otel` extra installed, no OTEL_* variable: nothing imported, nothing sent
@@ -88,8 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     with receiver() as endpoint:
         found = variants(endpoint, args.baseline)
         opts = Options(variants=found)
-        for _ in range(args.rounds):
-            for label in found:
+        labels = list(found)
+        for round_ in range(args.rounds):
+            for label in labels[round_ % len(labels) :] + labels[: round_ % len(labels)]:  # each round rotated
                 result = run_case(Case("photo-ingest", args.latency_ms, args.n, variant=label), opts)
                 assert result["end_state"]["ok"], result["end_state"]
                 figures.setdefault(label, []).append(result["cpu_ms_per_msg"])
