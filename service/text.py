@@ -2,7 +2,8 @@
 
 A key may hold any character, ESC, BEL and CR included; printed as it is, it could recolour the terminal, move
 the cursor or hide the rest of the line. Every command that prints such text goes through `printable`, or
-`shell_word` for a value the user is meant to paste into a shell.
+`shell_word` for a value the user is meant to paste into a shell. Text of any length is `cut` to a bound before it
+reaches a log line or a message attribute (docs/security.md, "What reaches logs and terminals").
 """
 
 from __future__ import annotations
@@ -16,6 +17,14 @@ def printable(text: str) -> str:
     if text.isprintable() and "\\" not in text:
         return text
     return "".join(_escape(char) for char in text)
+
+
+def cut(text: str, limit: int) -> str:
+    """`text` if it has at most `limit` characters; else its first `limit`, then `…[cut N chars]`, where N is how
+    many characters were left out."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]}…[cut {len(text) - limit} chars]"
 
 
 def shell_word(text: str) -> str:

@@ -69,7 +69,7 @@ def _records_document(photo: Photo, *, encode_slash: bool) -> dict[str, Any]:
     record["s3"]["bucket"]["arn"] = f"arn:aws:s3:::{photo.bucket}"
     obj = record["s3"]["object"]
     obj["key"] = quote_plus(photo.key, safe="" if encode_slash else "/")
-    obj["eTag"] = md5(photo.key.encode(), usedforsecurity=False).hexdigest()
+    obj["eTag"] = md5(photo.key.encode("utf-8", "surrogatepass"), usedforsecurity=False).hexdigest()
     obj["size"] = len(photo.key)
     return document
 
@@ -97,7 +97,9 @@ def eventbridge(photo: Photo, *, ensure_ascii: bool = False) -> str:
     event["resources"] = [f"arn:aws:s3:::{photo.bucket}"]
     event["detail"]["bucket"]["name"] = photo.bucket
     event["detail"]["object"]["key"] = photo.key  # literal
-    event["detail"]["object"]["etag"] = md5(photo.key.encode(), usedforsecurity=False).hexdigest()
+    event["detail"]["object"]["etag"] = md5(
+        photo.key.encode("utf-8", "surrogatepass"), usedforsecurity=False
+    ).hexdigest()
     return json.dumps(event, ensure_ascii=ensure_ascii)  # raw UTF-8 in the body, as EventBridge sends it
 
 

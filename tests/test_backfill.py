@@ -240,6 +240,65 @@ async def test_progress_is_a_redrawn_line_on_a_terminal_and_a_log_line_otherwise
     assert logs[0]["inserted"] == 1234
 
 
+async def test_keys_the_worker_would_refuse_are_skipped_never_written(
+    stack: Stack, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """A key of 3,011 UTF-8 bytes (S3 allows 1,024; moto stores it): the worker would quarantine its event as
+    `invalid_key`, with the same rule (`service.ingest.trust.valid_key`) the backfill skips it for that reason."""
+    keys = upload(stack, 10)
+    long_key = "photos-raw/" + "é" * 1500
+    stack.s3.put_object(Bucket=BUCKET, Key=long_key, Body=b"x")
+
+    with capture_logs() as logs:
+        code, out = await run(stack, capsys)
+
+    assert code == 0, out
+    assert (counted(out, "inserted"), counted(out, "skipped")) == (10, 1)
+    assert "(invalid_key 1)" in out
+    assert {item["s3Key"] for item in stack.items().values()} == set(keys)
+    [skipped] = [entry for entry in logs if entry["event"] == "backfill.object_skipped"]
+    assert skipped["reason"] == "invalid_key"
+    assert "3011 UTF-8 bytes" in skipped["detail"]
+
+
+@pytest.mark.parametrize("bucket", ["photos/raw", "\x1b[2Jab", "x" * 300])
+async def test_a_bucket_the_worker_would_refuse_exits_2_before_anything_runs(
+    stack: Stack, capsys: pytest.CaptureFixture[str], bucket: str
+) -> None:
+    """The worker quarantines every event of a bucket named against S3's rules (`invalid_bucket`): the backfill
+    checks --bucket with the same rule, and stops with one escaped, bounded line and exit 2."""
+    settings = TableSettings(photos_table=stack.table)  # type: ignore[call-arg]
+    code = await backfill_command(settings, options(bucket=bucket), asyncio.Event(), terminal=None)
+    err = capsys.readouterr().err
+
+    assert (code, err.count("\n")) == (2, 1), err
+    assert "invalid_bucket" in err
+    assert all(char.isprintable() for char in err.rstrip("\n"))
+    assert stack.items() == {}
+
+
+async def test_a_run_that_breaks_still_prints_its_resume_point(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Whatever a run raises (here a bug planted in one object's put), the summary still comes, says `aborted`
+    and why, names the last key up to which everything is written, and the command exits 1."""
+    keys = upload(stack, 20)
+    settle = Backfill._settle
+
+    async def broken(self: Backfill, obj: Any) -> str:
+        if obj.key == keys[7]:
+            raise RuntimeError("planted")
+        return await settle(self, obj)
+
+    monkeypatch.setattr(Backfill, "_settle", broken)
+    code, out = await run(stack, capsys, concurrency=1)
+
+    assert code == 1
+    assert "aborted" in out.splitlines()[-9]
+    assert re.search(r"reason +internal_error: RuntimeError: planted", out), out
+    assert f"--start-after {shlex.quote(keys[6])}" in out
+
+
 def test_resume_point_is_the_end_of_the_settled_prefix() -> None:
     """Out-of-order completions move the resume point only across a gap-free prefix; a failure freezes it."""
     point = ResumePoint(start_after="k0")

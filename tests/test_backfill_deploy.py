@@ -95,8 +95,13 @@ async def test_the_backfill_task_role_is_enough_to_backfill_through_the_queue_an
     [policy] = template()["Resources"]["BackfillTaskRole"]["Properties"]["Policies"]
     granted = resolved(statements(policy), names)
     for statement in granted:  # moto's limits (the static test above reads the template as it is): it authorizes
-        # ListObjectsV2 and SendMessageBatch by their API names, and it knows no `s3:prefix` condition key.
-        aliases = {"s3:ListBucket": "s3:ListObjectsV2", "sqs:SendMessage": "sqs:SendMessageBatch"}
+        # ListObjectsV2, HeadObject and SendMessageBatch by their API names, and it knows no `s3:prefix` condition
+        # key. (AWS authorizes HeadObject, which checks a report's data files, by s3:GetObject.)
+        aliases = {
+            "s3:ListBucket": "s3:ListObjectsV2",
+            "s3:GetObject": "s3:HeadObject",
+            "sqs:SendMessage": "sqs:SendMessageBatch",
+        }
         statement["Action"] = [*actions_of(statement), *(aliases[a] for a in actions_of(statement) if a in aliases)]
         statement.pop("Condition", None)
     for name, value in iam_user_credentials(stack.endpoint, "backfill-task", granted).items():
@@ -110,9 +115,10 @@ async def test_the_backfill_task_role_is_enough_to_backfill_through_the_queue_an
             queue, queue_options(stack, inventory=MANIFEST, max_backlog=1000), asyncio.Event(), None
         )
         refused = await backfill_command(TableSettings(), direct, asyncio.Event(), None)  # type: ignore[call-arg]
-    out = capsys.readouterr().out
+    captured = capsys.readouterr()
+    out = captured.out
 
-    assert (listed, inventoried, refused) == (0, 0, 1), out
+    assert (listed, inventoried, refused) == (0, 0, 1), captured.err
     assert out.count(f"sent          {len(keys)}") == 2
     assert "reason        put_forbidden" in out
     assert stack.depth() == 2 * len(keys)

@@ -8,6 +8,7 @@ import itertools
 import json
 import os
 import re
+import shlex
 import subprocess
 import sys
 import time
@@ -24,7 +25,7 @@ from structlog.testing import capture_logs
 from service.config import BackfillQueueSettings
 from service.ingest.events import ObjectRecord, parse_body
 from service.ingest.items import build_item
-from service.ops.backfill import outbox, pacing
+from service.ops.backfill import outbox, pacing, send
 from service.ops.backfill.command import backfill_command
 from service.ops.backfill.notification import notification_body
 from service.ops.backfill.objects import Listed
@@ -228,6 +229,55 @@ async def test_a_queue_that_does_not_exist_aborts_the_run(stack: Stack, capsys: 
     assert code == 1
     assert re.search(r"reason +send_failed: .*(NonExistentQueue|QueueDoesNotExist)", out), out
     assert (counted(out, "sent"), counted(out, "listed") > 0) == (0, True)
+
+
+async def test_an_object_whose_body_cannot_be_made_fails_alone(
+    stack: Stack, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """No object can crash the sender: one whose notification cannot be built (a bug planted here) is counted as
+    failed, the rest of its batch and of the run is sent, and the resume key stays before it."""
+    keys = photo_keys(30)
+    upload(stack, keys)
+
+    def body(obj: Listed, bucket: str, region: str) -> str:
+        if obj.key == keys[12]:
+            raise OverflowError("date value out of range")
+        return notification_body(obj, bucket, region)
+
+    monkeypatch.setattr(send, "notification_body", body)
+    code, out = await command(stack, capsys, concurrency=1)
+
+    assert code == 1
+    assert (counted(out, "sent"), counted(out, "failed")) == (29, 1)
+    assert f"--start-after {shlex.quote(keys[11])}" in out
+    assert keys_on_queue(stack) == Counter(keys[:12] + keys[13:])
+
+
+async def test_keys_the_worker_would_refuse_are_not_sent(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """A key of 3,011 UTF-8 bytes would be quarantined by the worker (`invalid_key`): it is skipped with that
+    reason instead of sent to end in the dead-letter queue."""
+    keys = photo_keys(20)
+    upload(stack, [*keys, "photos-raw/" + "é" * 1500])
+
+    code, out = await command(stack, capsys)
+
+    assert code == 0, out
+    assert (counted(out, "sent"), counted(out, "skipped")) == (20, 1)
+    assert "(invalid_key 1)" in out
+    assert keys_on_queue(stack) == Counter(keys)
+
+
+async def test_the_summary_prints_outside_text_escaped(stack: Stack, capsys: pytest.CaptureFixture[str]) -> None:
+    """The queue's URL and the abort's reason (an AWS error's message, which may quote what it was sent) reach
+    the terminal with their control characters escaped."""
+    upload(stack, photo_keys(5))
+
+    code, out = await command(stack, capsys, queue_url=f"{stack.queue_url}-\x1b]0;owned\x07\x1b[2J")
+
+    assert code == 1
+    summary = out[out.index("backfill of ") :]
+    assert "-\\x1b]0;owned\\x07\\x1b[2J aborted" in summary
+    assert all(char.isprintable() for line in summary.splitlines() for char in line), summary
 
 
 # ---------------------------------------------------------------------------------------------- pacing

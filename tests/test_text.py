@@ -57,7 +57,8 @@ class FakeRun:
 
     def figures(self) -> dict[str, Any]:
         counts = dict.fromkeys(("listed", "inserted", "duplicate", "skipped", "conflict", "invalid", "failed"), 1)
-        return counts | {"wouldWrite": 0, "elapsedSeconds": 1.0, "objectsPerSecond": 1.0, "lastKeyDone": None}
+        times = {"elapsedSeconds": 1.0, "objectsPerSecond": 1.0}
+        return counts | times | {"wouldWrite": 0, "skippedBy": {"outside_prefix": 1}, "lastKeyDone": None}
 
 
 @pytest.mark.parametrize("key", HOSTILE_KEYS)

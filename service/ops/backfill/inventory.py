@@ -1,139 +1,121 @@
 """An S3 Inventory report as the objects to backfill: how AWS advises reading a bucket of hundreds of millions of
 objects, which a listing would take days over.
 
-    manifest.json ─▶ CSV? Key and LastModifiedDate in its fileSchema? sourceBucket is --bucket?  (else exit 2)
-      files[i] ─▶ GetObject ─▶ gunzip, streamed ─▶ CSV rows ─▶ Listed(token "FILE:ROW")
+    manifest.json (manifest.py) ─▶ each data file's size and MD5 checked (checksums.py)   (else exit 2)
+      files[i] ─▶ GetObject IfMatch its ETag ─▶ rows, inflated in bounded memory (rows.py) ─▶ CSV
+        ─▶ Listed(token "FILE:ROW")
 
 - The data files are read from the manifest's own bucket (the report's destination), in the manifest's order.
   Each is a unit of resume: the token `FILE:ROW` names a data file and how many of its rows are done, and
   `--start-after FILE:ROW` skips the files before FILE and the first ROW rows of it.
 - Keys in CSV reports are URL-encoded (a space is `+`), so they are decoded with `unquote_plus`, exactly once.
 - A report of all versions lists old versions and delete markers too: only current objects are visited.
-- Parquet and ORC reports are refused: reading them needs a columnar reader, a large dependency for one command.
+- No row stops the run. A row over ROW_BYTES_MAX, or one that is not CSV of the report's schema, is a `Listed`
+  with its `problem` (`row_too_long`, `row_unreadable`; a key that is not percent-encoded UTF-8 is `invalid_key`),
+  logged with its file and row and counted as skipped. As in the worker's events, a LastModifiedDate that is not
+  a readable time is no time (the item's uploadedAt is then when it is written), and an odd Size is no size.
 """
 
 from __future__ import annotations
 
 import csv
-import json
 import zlib
 from collections.abc import AsyncGenerator
-from dataclasses import dataclass
-from datetime import datetime
+from contextlib import aclosing
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 from urllib.parse import unquote_plus
 
-from service.aws.errors import AWS_ERRORS, error_code
+import structlog
+
+from service.ingest.fields import SIZE_MAX
+from service.ops.backfill.checksums import CHUNK_BYTES, checked_etags
+from service.ops.backfill.manifest import InventoryError, Manifest, read_manifest, resume_point
 from service.ops.backfill.objects import Listed
 from service.ops.backfill.options import Options
+from service.ops.backfill.rows import ROW_BYTES_MAX, TooLong, inflated, rows
+from service.text import cut
 
 if TYPE_CHECKING:
     from types_aiobotocore_s3 import S3Client
 
-REQUIRED_COLUMNS = ("Key", "LastModifiedDate")  # the key, and uploadedAt
-CHUNK_BYTES = 1 << 20
-GZIP_WBITS = 16 + zlib.MAX_WBITS
+log = structlog.get_logger("service.ops.backfill.inventory")
 
 
-class InventoryError(ValueError):
-    """The report cannot be used as given; the message says why (exit 2)."""
+async def report_objects(s3: S3Client, options: Options) -> AsyncGenerator[Listed]:
+    """The objects of the report `options.inventory`: its manifest is read and its data files are checked now,
+    so an unusable report raises InventoryError before anything is sent or written."""
+    assert options.inventory is not None, "a report's objects need its manifest"
+    manifest = await read_manifest(s3, options.inventory, options.bucket)
+    first, _ = resume_point(manifest, options.start_after)
+    return inventory_objects(s3, manifest, await checked_etags(s3, manifest, first), options)
 
 
-@dataclass(frozen=True, slots=True)
-class Manifest:
-    bucket: str  # where the manifest and its data files are
-    source_bucket: str
-    columns: tuple[str, ...]
-    files: tuple[str, ...]
-
-
-def parse_manifest(text: str, bucket: str) -> Manifest:
-    """A CSV report's manifest.json; any other format or a schema without the key or the date is refused."""
-    try:
-        doc = json.loads(text)
-        fmt, schema, source = str(doc["fileFormat"]), str(doc["fileSchema"]), str(doc["sourceBucket"])
-        files = tuple(str(entry["key"]) for entry in doc["files"])
-    except (ValueError, KeyError, TypeError) as exc:
-        raise InventoryError(f"not an S3 Inventory manifest.json: {type(exc).__name__}: {exc}") from None
-    if fmt.upper() != "CSV":
-        raise InventoryError(f"{fmt} inventory reports are not supported: configure the inventory with CSV output")
-    columns = tuple(name.strip() for name in schema.split(","))
-    missing = [name for name in REQUIRED_COLUMNS if name not in columns]
-    if missing:
-        raise InventoryError(f"the report's fileSchema lacks {', '.join(missing)}: add it to the inventory's fields")
-    return Manifest(bucket, source, columns, files)
-
-
-async def read_manifest(s3: S3Client, uri: str, bucket: str) -> Manifest:
-    """The manifest at `s3://BUCKET/KEY/manifest.json`, checked to describe `bucket`."""
-    where, _, key = uri.removeprefix("s3://").partition("/")
-    if not uri.startswith("s3://") or not where or not key:
-        raise InventoryError(f"{uri!r} is not s3://BUCKET/KEY of a manifest.json")
-    try:
-        body = (await s3.get_object(Bucket=where, Key=key))["Body"]
-        async with body:
-            text = (await body.read()).decode()
-    except AWS_ERRORS as exc:
-        raise InventoryError(f"cannot read {uri}: {error_code(exc)}: {exc}") from None
-    manifest = parse_manifest(text, where)
-    if manifest.source_bucket != bucket:
-        raise InventoryError(f"the report lists s3://{manifest.source_bucket}, not s3://{bucket}")
-    return manifest
-
-
-def resume_point(manifest: Manifest, token: str | None) -> tuple[int, int]:
-    """(index of the first data file to read, rows of it already done) for `--start-after FILE:ROW`."""
-    if token is None:
-        return 0, 0
-    name, _, rows = token.rpartition(":")
-    if name not in manifest.files or not rows.isdigit():
-        raise InventoryError(f"--start-after {token!r} is not FILE:ROW of a data file in this report")
-    return manifest.files.index(name), int(rows)
-
-
-async def inventory_objects(s3: S3Client, manifest: Manifest, options: Options) -> AsyncGenerator[Listed]:
-    """Every current object under `options.prefix`, file by file, row by row, after `options.start_after`."""
+async def inventory_objects(
+    s3: S3Client, manifest: Manifest, etags: dict[str, str], options: Options
+) -> AsyncGenerator[Listed]:
+    """Every current object under `options.prefix`, and every row that cannot be read, file by file, row by
+    row, after `options.start_after`. `etags` holds the checked ETag of each data file to read."""
     first, done = resume_point(manifest, options.start_after)
-    for name in manifest.files[first:]:
+    for file in manifest.files[first:]:
         row = 0
-        async for line in _lines(s3, manifest.bucket, name):
-            row += 1
-            if row <= done:
-                continue
-            listed = _listed(manifest.columns, line, f"{name}:{row}")
-            if listed is not None and listed.key.startswith(options.prefix):
-                yield listed
+        async with aclosing(_rows(s3, manifest.bucket, file.key, etags[file.key])) as lines:
+            async for line in lines:
+                if isinstance(line, bytes) and not line.strip():
+                    continue  # a blank line is no row
+                row += 1
+                if row <= done:
+                    continue
+                listed = _listed(manifest.columns, line, file.key, row)
+                if listed is not None and (listed.problem or listed.key.startswith(options.prefix)):
+                    yield listed
         done = 0
 
 
-async def _lines(s3: S3Client, bucket: str, key: str) -> AsyncGenerator[str]:
-    """The lines of a gzip-compressed data file, decompressed as it streams (gzip members may be concatenated)."""
-    body = (await s3.get_object(Bucket=bucket, Key=key))["Body"]
-    inflate, rest = zlib.decompressobj(GZIP_WBITS), b""
-    async with body:
-        async for chunk in body.iter_chunks(CHUNK_BYTES):
-            data = inflate.decompress(chunk)
-            while inflate.eof and inflate.unused_data:  # the next gzip member
-                tail, inflate = inflate.unused_data, zlib.decompressobj(GZIP_WBITS)
-                data += inflate.decompress(tail)
-            *lines, rest = (rest + data).split(b"\n")
-            for line in lines:
-                if line.strip():
-                    yield line.decode()
-    if rest.strip():
-        yield rest.decode()
+async def _rows(s3: S3Client, bucket: str, key: str, etag: str) -> AsyncGenerator[bytes | TooLong]:
+    body = (await s3.get_object(Bucket=bucket, Key=key, IfMatch=etag))["Body"]
+    async with body, aclosing(rows(inflated(body.iter_chunks(CHUNK_BYTES)))) as lines:
+        try:
+            async for line in lines:
+                yield line
+        except zlib.error as exc:
+            raise InventoryError(f"the data file {cut(key, 200)} is not gzip: {exc}") from None
 
 
-def _listed(columns: tuple[str, ...], line: str, token: str) -> Listed | None:
+def _listed(columns: tuple[str, ...], line: bytes | TooLong, file: str, row: int) -> Listed | None:
     """One CSV row as the object it lists; None for an old version or a delete marker."""
-    fields = dict(zip(columns, next(csv.reader([line.rstrip("\r")])), strict=False))
+    if isinstance(line, TooLong):
+        return _problem(file, row, "row_too_long", f"{line.size:,} bytes; at most {ROW_BYTES_MAX:,}")
+    try:
+        fields = dict(zip(columns, next(csv.reader([line.decode().rstrip("\r")])), strict=False))
+        encoded = fields["Key"]
+    except (UnicodeDecodeError, csv.Error, KeyError) as exc:
+        return _problem(file, row, "row_unreadable", f"not a CSV row of the report's fileSchema: {exc!r}")
     if fields.get("IsLatest", "true").lower() == "false" or fields.get("IsDeleteMarker", "").lower() == "true":
         return None
     try:
-        key = unquote_plus(fields["Key"], errors="strict")
-        modified = datetime.fromisoformat(fields["LastModifiedDate"])
-        size = int(fields["Size"]) if fields.get("Size") else None
-    except (KeyError, ValueError) as exc:  # UnicodeDecodeError is a ValueError
-        raise InventoryError(f"row {token} is not a row of this report's schema: {exc}") from None
+        key = unquote_plus(encoded, errors="strict")
+    except UnicodeDecodeError:
+        return _problem(file, row, "invalid_key", "the key is not percent-encoded UTF-8")
     etag = fields.get("ETag", "").strip('"') or None
-    return Listed(key, modified, size, etag, fields.get("VersionId") or None, token)
+    size, version_id = _size(fields.get("Size", "")), fields.get("VersionId") or None
+    return Listed(key, _moment(fields.get("LastModifiedDate", "")), size, etag, version_id, f"{file}:{row}")
+
+
+def _problem(file: str, row: int, reason: str, detail: str) -> Listed:
+    log.warning("backfill.row_skipped", file=cut(file, 200), row=row, reason=reason, detail=cut(detail, 300))
+    return Listed("", None, token=f"{file}:{row}", problem=reason)
+
+
+def _moment(text: str) -> datetime | None:
+    """LastModifiedDate in UTC; None (no event time) when it is not a time, or is outside years 1-9999 in UTC."""
+    try:
+        moment = datetime.fromisoformat(text)
+        return (moment if moment.tzinfo else moment.replace(tzinfo=UTC)).astimezone(UTC)
+    except (ValueError, OverflowError):  # 0001-01-01T00:00:00+01:00 is in year 0 in UTC
+        return None
+
+
+def _size(text: str) -> int | None:
+    """The object's size, informational as in the worker's events: anything but a byte count is no size."""
+    return int(text) if text.isascii() and text.isdigit() and len(text) < 20 and int(text) <= SIZE_MAX else None

@@ -15,13 +15,17 @@ from service import process, telemetry
 from service.aws.clients import make_session, open_dynamodb, open_s3, open_sqs
 from service.aws.table import PhotoStore
 from service.config import TableSettings
-from service.ops.backfill.inventory import InventoryError, inventory_objects, read_manifest, resume_point
+from service.ingest.fields import PoisonMessageError
+from service.ingest.trust import ANY_SENDER
+from service.ops.backfill.inventory import report_objects
+from service.ops.backfill.manifest import InventoryError
 from service.ops.backfill.objects import Listed, listing
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import report_progress, summary
 from service.ops.backfill.receipt import queue_summary
 from service.ops.backfill.run import Backfill
 from service.ops.backfill.send import Sender
+from service.text import cut, printable
 
 if TYPE_CHECKING:
     import aioboto3
@@ -39,25 +43,43 @@ async def backfill_command(
         if telemetry.start():
             stack.callback(telemetry.stop)
         try:
+            ANY_SENDER.bucket(options.bucket)  # the worker's rule: it would quarantine every event of another
             objects = await _objects(await open_s3(stack, session, 2), options)
-        except InventoryError as exc:
-            print(f"photo-ingest: backfill: {exc}", file=sys.stderr)
+        except (InventoryError, PoisonMessageError) as exc:
+            print(f"photo-ingest: backfill: {printable(cut(str(exc), 1000))}", file=sys.stderr)
             return process.EXIT_USAGE
         backfill = await _run(stack, session, objects, settings, options)
         log.info("backfill.started", **_described(options, settings))
-        async with asyncio.TaskGroup() as group:
-            progress = group.create_task(report_progress(backfill, terminal))
-            try:
-                tally = await backfill.run(stop)
-            finally:
-                progress.cancel()
+        await _carry_out(backfill, stop, terminal)
     interrupted = stop.is_set() and not backfill.aborted
     if terminal:
         terminal.write("\n")
     log.info("backfill.finished", **backfill.figures(), interrupted=interrupted, aborted=backfill.aborted)
     report = queue_summary if options.queue_url else summary
     print(report(backfill, options, interrupted), flush=True)
-    return process.EXIT_FAILED if tally.failed or backfill.aborted or interrupted else process.EXIT_OK
+    return process.EXIT_FAILED if backfill.tally.failed or backfill.aborted or interrupted else process.EXIT_OK
+
+
+async def _carry_out(backfill: Backfill | Sender, stop: asyncio.Event, terminal: TextIO | None) -> None:
+    """Run it with its progress line. Whatever it raises (a bug: no object, row or AWS answer should) ends the
+    run as aborted, so the summary still names the resume point."""
+    async with asyncio.TaskGroup() as group:
+        progress = group.create_task(report_progress(backfill, terminal))
+        try:
+            await backfill.run(stop)
+        except Exception as exc:  # logged with its traceback; the summary says how far it got
+            log.exception("backfill.crashed")
+            backfill.aborted = backfill.aborted or f"internal_error: {_first(exc)}"
+            stop.set()
+        finally:
+            progress.cancel()
+
+
+def _first(exc: BaseException) -> str:
+    """The first error inside task groups, as `Type: message`."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return f"{type(exc).__name__}: {exc}"
 
 
 def _described(options: Options, settings: TableSettings) -> dict[str, Any]:
@@ -72,11 +94,7 @@ def _described(options: Options, settings: TableSettings) -> dict[str, Any]:
 
 async def _objects(s3: S3Client, options: Options) -> AsyncGenerator[Listed]:
     """The listing, or the report's objects; an unusable report raises InventoryError before anything runs."""
-    if not options.inventory:
-        return listing(s3, options)
-    manifest = await read_manifest(s3, options.inventory, options.bucket)
-    resume_point(manifest, options.start_after)  # a --start-after that names no data file of it
-    return inventory_objects(s3, manifest, options)
+    return await report_objects(s3, options) if options.inventory else listing(s3, options)
 
 
 async def _run(

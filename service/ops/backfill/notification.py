@@ -9,7 +9,8 @@ non-ASCII characters are their UTF-8 bytes as `%XX`, and `/` is left as it is), 
 letters and digits, `-_.~`, differ from Java's form encoding only in `~` and `*`; `unquote_plus` reads both.)
 
 `eventTime` is the object's LastModified in S3's own format (`2026-12-05T08:00:00.000Z`), so the item's
-`uploadedAt` is LastModified, as with a direct backfill. `sequencer` is S3's to give and is left out.
+`uploadedAt` is LastModified, as with a direct backfill; an inventory row whose date cannot be read has none (no
+event time, as the worker reads it). `sequencer` is S3's to give and is left out.
 """
 
 from __future__ import annotations
@@ -44,11 +45,10 @@ def notification_body(obj: Listed, bucket: str, region: str) -> str:
         entry["eTag"] = obj.etag
     if obj.version_id:
         entry["versionId"] = obj.version_id
-    record = {
-        "eventVersion": "2.1",
-        "eventSource": "aws:s3",
-        "awsRegion": region,
-        "eventTime": event_time(obj.last_modified),
+    record: dict[str, object] = {"eventVersion": "2.1", "eventSource": "aws:s3", "awsRegion": region}
+    if obj.last_modified is not None:  # else no time: the worker's uploadedAt is then when it writes the item
+        record["eventTime"] = event_time(obj.last_modified)
+    record |= {
         "eventName": "ObjectCreated:Put",
         "s3": {
             "s3SchemaVersion": "1.0",

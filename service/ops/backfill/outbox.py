@@ -19,6 +19,7 @@ from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code
 from service.ops.backfill.objects import Listed
 from service.ops.backfill.pacing import TokenBucket, wait_or_stop
+from service.text import cut
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -48,9 +49,11 @@ class Outbox:
     async def send(self, batch: list[Entry], stop: asyncio.Event) -> Delivery | None:
         """Send `batch` (at most 10), retrying failed entries; None if `stop` came before the first send."""
         todo = {str(i): entry for i, entry in enumerate(batch)}
-        bodies = {id_: self._body(obj) for id_, (_, obj) in todo.items()}
         delivery = Delivery()
+        bodies = self._bodies(todo, delivery)
         for attempt in range(1, SEND_ATTEMPTS + 1):
+            if not todo:
+                break
             if self._rate:
                 await wait_or_stop(stop, self._rate.reserve(len(todo)))
             if attempt == 1 and stop.is_set():
@@ -59,8 +62,19 @@ class Outbox:
             if not todo or delivery.error:
                 break
             await asyncio.sleep(SEND_BACKOFF_S * 2 ** (attempt - 1))
-        delivery.failed = list(todo.values())
+        delivery.failed += todo.values()
         return delivery
+
+    def _bodies(self, todo: dict[str, Entry], out: Delivery) -> dict[str, str]:
+        """Each object's body; an object whose body cannot be made (a bug) fails alone, never its batch."""
+        bodies = {}
+        for id_, (_, obj) in list(todo.items()):
+            try:
+                bodies[id_] = self._body(obj)
+            except Exception as exc:  # counted as failed: the resume point stays before it
+                log.exception("backfill.body_failed", key=cut(obj.key, 200), error=cut(repr(exc), 300))
+                out.failed.append(todo.pop(id_))
+        return bodies
 
     async def _attempt(self, todo: dict[str, Entry], bodies: dict[str, str], attempt: int, out: Delivery) -> None:
         """One SendMessageBatch of what is left in `todo`; what SQS took moves from `todo` to `out.sent`."""
@@ -83,7 +97,7 @@ class Outbox:
         for failed in response.get("Failed", []):
             (log.error if attempt == SEND_ATTEMPTS else log.warning)(
                 "backfill.send_entry_failed",
-                key=todo[failed["Id"]][1].key if failed["Id"] in todo else None,
+                key=cut(todo[failed["Id"]][1].key, 200) if failed["Id"] in todo else None,
                 code=failed.get("Code"),
                 senderFault=failed.get("SenderFault"),
                 message=failed.get("Message"),

@@ -8,18 +8,20 @@ hold control characters: the summary writes it as a shell word that gives back t
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from typing import Any, Protocol, TextIO
 
 import structlog
 
 from service.ops.backfill.options import Options
-from service.text import printable, shell_word
+from service.text import cut, printable, shell_word
 
 log = structlog.get_logger("service.ops.backfill.progress")
 
 PROGRESS_LOG_INTERVAL_S = 10.0
 PROGRESS_TTY_INTERVAL_S = 0.2
+SHOWN_CHARS = 500  # outside text in a summary: an abort's reason (an AWS error's message), a URI
 
 
 @dataclass(slots=True)
@@ -33,9 +35,12 @@ class Tally:
     invalid: int = 0  # an item the table refused for its content (never expected from a listing)
     failed: int = 0
     would_write: int = 0  # --dry-run: under the prefix, so it would be written (or found to be a duplicate)
+    skipped_by: Counter[str] = field(default_factory=Counter)  # the skipped, by reason (`outside_prefix`...)
 
-    def add(self, outcome: str) -> None:
+    def add(self, outcome: str, reason: str | None = None) -> None:
         setattr(self, outcome, getattr(self, outcome) + 1)
+        if reason:
+            self.skipped_by[reason] += 1
 
     @property
     def done(self) -> int:
@@ -82,8 +87,8 @@ async def report_progress(backfill: Run, terminal: TextIO | None) -> None:
         await asyncio.sleep(PROGRESS_TTY_INTERVAL_S if terminal else PROGRESS_LOG_INTERVAL_S)
         figures = backfill.figures()
         if terminal:
-            shown = ("listed", "sent", "inserted", "duplicate", "skipped", "conflict", "failed", "objectsPerSecond")
-            line = "  ".join(f"{name} {figures[name]:,}" for name in shown if name in figures)
+            names = ("listed", "sent", "inserted", "duplicate", "skipped", "conflict", "failed", "objectsPerSecond")
+            line = "  ".join(f"{name} {figures[name]:,}" for name in names if name in figures)
             terminal.write(f"\r\033[K{line}")  # back to the line's start, clear it, redraw
             terminal.flush()
         else:
@@ -94,19 +99,30 @@ def summary(backfill: Run, options: Options, interrupted: bool) -> str:
     """The human summary: what happened to the listed objects, and where to resume."""
     figures, key = backfill.figures(), backfill.resume.key
     state = "aborted" if backfill.aborted else "interrupted" if interrupted else "finished"
-    rows: list[tuple[str, object]] = [("reason", printable(backfill.aborted))] if backfill.aborted else []
+    rows: list[tuple[str, object]] = [("reason", shown(backfill.aborted))] if backfill.aborted else []
     rows.append(("listed", figures["listed"]))
     if options.dry_run:
         rows.append(("would write", f"{figures['wouldWrite']}  (dry run: nothing written, so duplicates unknown)"))
     else:
         rows += [("inserted", figures["inserted"]), ("duplicates", figures["duplicate"])]
-    rows.append(("skipped", f"{figures['skipped']}  (outside RAW_PREFIX)"))
+    rows.append(("skipped", skipped(figures)))
     if not options.dry_run:
         rows += [("conflicts", figures["conflict"]), ("failed", figures["failed"])]
         rows += [("invalid items", figures["invalid"])] if figures["invalid"] else []
         resume = f"{shell_word(key)}  (resume: --start-after {shell_word(key)})" if key else "none"
         rows.append(("last key done", resume))
-    head = f"backfill of s3://{printable(options.bucket)}/{printable(options.prefix)} {state}"
+    head = f"backfill of {shown(f's3://{options.bucket}/{options.prefix}')} {state}"
     head += f" after {figures['elapsedSeconds']} s"
     head += f" ({figures['objectsPerSecond']} objects/s)"
     return "\n".join([head, *(f"  {label:<14}{value}" for label, value in rows)])
+
+
+def skipped(figures: dict[str, Any]) -> str:
+    """The skipped count, and how many for each reason: `3  (outside_prefix 2, invalid_key 1)`."""
+    reasons = ", ".join(f"{reason} {count}" for reason, count in sorted(figures["skippedBy"].items()))
+    return f"{figures['skipped']}  ({reasons})" if reasons else str(figures["skipped"])
+
+
+def shown(text: str) -> str:
+    """Outside text (an abort's reason, an AWS error, a URI) as a summary prints it: bounded, then escaped."""
+    return printable(cut(text, SHOWN_CHARS))

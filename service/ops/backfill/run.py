@@ -25,9 +25,10 @@ from service.ingest.events import ObjectRecord
 from service.ingest.limiter import Limiter
 from service.ingest.settle import Ingest
 from service.metrics import Metrics
-from service.ops.backfill.objects import Listed
+from service.ops.backfill.objects import Listed, skip_reason
 from service.ops.backfill.options import Options
 from service.ops.backfill.progress import ResumePoint, Tally
+from service.text import cut
 
 log = structlog.get_logger("service.ops.backfill.run")
 
@@ -86,24 +87,23 @@ class Backfill:
             if self._stop.is_set():
                 continue  # never started, so never settled: the resume point stays before it
             index, obj = entry
-            outcome = await self._settle(obj)
-            self.tally.add(outcome)
+            reason = skip_reason(obj, self._options.raw_prefix)  # the worker's rules for keys
+            outcome = "skipped" if reason else await self._settle(obj)
+            self.tally.add(outcome, reason)
             if outcome == "failed":
                 self.resume.failed(index)
             else:
                 self.resume.settled(index, obj.token)
 
     async def _settle(self, obj: Listed) -> str:
-        """The same rules as the worker: the prefix, the photoId, the attributes and the conditional put."""
-        if not obj.key.startswith(self._options.raw_prefix):
-            return "skipped"
+        """The same rules as the worker: the photoId, the attributes and the conditional put."""
         if self._options.dry_run:
             return "would_write"
         record = ObjectRecord(
             bucket=self._options.bucket,
             key=obj.key,
             event_name=EVENT_NAME,
-            event_time=obj.last_modified.isoformat(),  # so uploadedAt is LastModified
+            event_time=obj.last_modified.isoformat() if obj.last_modified else None,  # uploadedAt is LastModified
             size=obj.size,
             etag=obj.etag,  # without its quotes, as S3 events carry it
             version_id=obj.version_id,
@@ -117,13 +117,15 @@ class Backfill:
     def _abort(self, reason: str, kind: ErrorKind | None, error: str) -> None:
         if self.aborted is None:
             self.aborted = f"{reason}: {error}"
-            log.error("backfill.aborted", reason=reason, kind=kind, error=error)
+            log.error("backfill.aborted", reason=reason, kind=kind, error=cut(error, 1000))
         self._stop.set()
 
     def figures(self) -> dict[str, Any]:
         elapsed_s = time.monotonic() - self.started
         counts = asdict(self.tally)
         counts["wouldWrite"] = counts.pop("would_write")
+        del counts["skipped_by"]  # asdict copies a Counter wrongly (its pairs become the counted elements)
+        counts["skippedBy"] = dict(self.tally.skipped_by)
         del counts["sent"]  # only a backfill through the queue sends
         return counts | {
             "elapsedSeconds": round(elapsed_s, 2),

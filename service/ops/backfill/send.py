@@ -23,11 +23,12 @@ from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code
 from service.aws.queue import SQS_BATCH_MAX
 from service.ops.backfill.notification import notification_body
-from service.ops.backfill.objects import Listed
+from service.ops.backfill.objects import Listed, skip_reason
 from service.ops.backfill.options import Options
 from service.ops.backfill.outbox import Delivery, Entry, Outbox
 from service.ops.backfill.pacing import BacklogGate, TokenBucket
 from service.ops.backfill.progress import ResumePoint, Tally
+from service.text import cut
 
 if TYPE_CHECKING:
     from types_aiobotocore_sqs import SQSClient
@@ -70,8 +71,8 @@ class Sender:
                         break
                     index = self.tally.listed
                     self.tally.listed += 1
-                    if not obj.key.startswith(self._options.raw_prefix):
-                        self._settle(index, obj, "skipped")  # the worker would skip it: not worth a message
+                    if reason := skip_reason(obj, self._options.raw_prefix):
+                        self._settle(index, obj, "skipped", reason)  # the worker would not write it: no message
                         continue
                     batch.append((index, obj))
                     if len(batch) == SQS_BATCH_MAX:
@@ -118,8 +119,8 @@ class Sender:
         with telemetry.send(self._queue_name, len(batch)):
             return await self._outbox.send(batch, self._stop)
 
-    def _settle(self, index: int, obj: Listed, outcome: str) -> None:
-        self.tally.add(outcome)
+    def _settle(self, index: int, obj: Listed, outcome: str, reason: str | None = None) -> None:
+        self.tally.add(outcome, reason)
         if outcome == "failed":
             self.resume.failed(index)
         else:
@@ -128,7 +129,7 @@ class Sender:
     def _abort(self, reason: str, kind: ErrorKind | None, error: str) -> None:
         if self.aborted is None:
             self.aborted = f"{reason}: {error}"
-            log.error("backfill.aborted", reason=reason, kind=kind, error=error)
+            log.error("backfill.aborted", reason=reason, kind=kind, error=cut(error, 1000))
         self._stop.set()
 
     def figures(self) -> dict[str, Any]:
@@ -137,6 +138,7 @@ class Sender:
             "listed": self.tally.listed,
             "sent": self.tally.sent,
             "skipped": self.tally.skipped,
+            "skippedBy": dict(self.tally.skipped_by),
             "failed": self.tally.failed,
             "wouldWrite": self.tally.would_write,
             "backlogPauses": self._gate.pauses if self._gate else 0,
