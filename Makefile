@@ -56,10 +56,10 @@ clean:
 bench: $(STAMP_DEV)
 	$(BIN)/python -m bench
 
-## lock: regenerate config/requirements.lock, the image's runtime dependencies (with the `fast` extra) and their hashes, after changing
+## lock: regenerate config/requirements.lock, the image's runtime dependencies (with the `fast` and `otel` extras) and their hashes, after changing
 ## `dependencies` in pyproject.toml; pins already in the lock stay (LOCK_ARGS=--upgrade moves them all to the newest)
 lock: $(STAMP_DEV)
-	$(BIN)/pip-compile --quiet --generate-hashes --extra fast --strip-extras --no-emit-index-url --no-emit-find-links \
+	$(BIN)/pip-compile --quiet --generate-hashes --extra fast --extra otel --strip-extras --no-emit-index-url --no-emit-find-links \
 		$(LOCK_ARGS) --output-file config/requirements.lock pyproject.toml
 
 ## image-check: build the real Dockerfile with buildah (no Docker engine needed) and test the image

@@ -106,6 +106,8 @@ class Settings(IngestSettings):
     metrics_interval_seconds: float = Field(60.0, gt=0)
     metrics_namespace: str = Field("PhotoIngest", min_length=1, max_length=255)
     metrics_dimensions: dict[str, str] = Field(default_factory=lambda: {"Service": "photo-ingest"})
+    # otlp and both need the `otel` extra and an OTLP endpoint (OTEL_EXPORTER_OTLP_ENDPOINT): docs/observability.md
+    metrics_exporter: Literal["emf", "otlp", "both", "none"] = "emf"
 
     @model_validator(mode="after")
     def _backoff_is_ordered(self) -> Settings:
@@ -125,6 +127,11 @@ class Settings(IngestSettings):
         if problems:
             raise ValueError("; ".join(problems))
         return self
+
+    @property
+    def metrics_on(self) -> bool:
+        """Whether metrics are flushed at all: METRICS_ENABLED, and an exporter other than `none`."""
+        return self.metrics_enabled and self.metrics_exporter != "none"
 
     def public_view(self) -> dict[str, object]:
         """The effective settings for the start-up log line (nothing here is a secret)."""

@@ -11,6 +11,7 @@ terminals"), in both formats, in one place, `BoundedRenderer`:
   the event's name, level, time and message ids, saying how many fields were left out;
 - nothing that is not printable reaches the output as it is: JSON writes it as a `\\uXXXX` escape (so the
   decoded value is exact), the console as a Python escape (`service.text.printable`).
+The current span, while there is one, joins each line with its `trace_id` and `span_id` (`trace_ids`).
 """
 
 from __future__ import annotations
@@ -25,12 +26,13 @@ from typing import Any, Literal
 import structlog
 from structlog.typing import EventDict, Processor, WrappedLogger
 
+from service import telemetry
 from service.text import cut, printable
 
 LINE_BYTES_MAX = 16 * 1024  # one line with its newline: Docker's and most log drivers' limit before they split
 VALUE_CHARS_MAX = 4_096  # a string value, before it is cut: every S3 key (at most 1,024 bytes) stays whole
 TIGHTER_CHARS = (1_024, 256, 64)  # what every value is cut to, in turn, while the line is still too long
-KEPT_LAST = ("timestamp", "level", "event", "messageId", "awsRequestId")  # the last resort's fields
+KEPT_LAST = ("timestamp", "level", "event", "messageId", "awsRequestId", "trace_id")  # the last resort's fields
 KEPT_CHARS_MAX = 128
 
 Renderer = Callable[[WrappedLogger, str, EventDict], str]
@@ -49,11 +51,19 @@ def processors(*, use_json: bool) -> list[Processor]:
     """The whole chain, ending in the one renderer that bounds every line."""
     return [
         structlog.contextvars.merge_contextvars,
+        trace_ids,
         structlog.processors.add_log_level,
         structlog.processors.TimeStamper(fmt="iso", utc=True),
         structlog.processors.format_exc_info,  # a traceback is a string like any other, bounded and escaped
         BoundedRenderer(_json_renderer() if use_json else _console_renderer()),
     ]
+
+
+def trace_ids(_logger: object, _method: str, event: EventDict) -> EventDict:
+    """While a span is active (traces exported: docs/observability.md), its W3C `trace_id` and `span_id`."""
+    if (ids := telemetry.ids()) is not None:
+        event["trace_id"], event["span_id"] = ids
+    return event
 
 
 class BoundedRenderer:

@@ -140,7 +140,8 @@ def emf_line(figures: Mapping[str, Figure], namespace: str, dimensions: Mapping[
 
 class MetricsEmitter:
     """Writes one EMF line and one summary log line per flush. Settings CloudWatch would reject turn the EMF
-    line off (logged once), never the worker."""
+    line off (logged once), never the worker. With `otlp` (METRICS_EXPORTER=otlp or both), the same figures go
+    there too; `emf=False` leaves the EMF line out."""
 
     def __init__(
         self,
@@ -149,6 +150,9 @@ class MetricsEmitter:
         dimensions: Mapping[str, str],
         gauges: Callable[[], Mapping[str, float]],
         out: TextIO | None = None,
+        *,
+        emf: bool = True,
+        otlp: Callable[[Mapping[str, float]], None] | None = None,
     ) -> None:
         self._metrics = metrics
         self._namespace = namespace
@@ -157,14 +161,18 @@ class MetricsEmitter:
         self._out = out
         self._problems = emf_problems(namespace, self._dimensions)
         self._reported = False
+        self._emf = emf
+        self._otlp = otlp
 
     def flush(self) -> dict[str, Figure]:
         figures = self._metrics.snapshot(self._gauges())
-        if not self._problems:
+        if self._otlp is not None:
+            self._otlp(figures)
+        if self._emf and not self._problems:
             out = self._out or sys.stdout
             out.write(emf_line(figures, self._namespace, self._dimensions) + "\n")
             out.flush()
-        elif not self._reported:
+        elif self._emf and not self._reported:
             log.error("metrics.emf_disabled", problems=self._problems)
             self._reported = True
         log.info("metrics.summary", **summary(figures))

@@ -120,6 +120,21 @@ def test_only_the_aws_edge_imports_the_aws_sdk() -> None:
     assert outside == set()
 
 
+def test_only_the_telemetry_room_imports_opentelemetry_and_the_rest_only_its_facade() -> None:
+    """The `otel` extra is optional: OpenTelemetry is imported in `service/telemetry/` alone, and every other
+    module calls the facade (`service.telemetry`), which imports the SDK only once an export is configured."""
+    assert {name for name in importers_of(("opentelemetry",)) if not name.startswith("service.telemetry.")} == set()
+    facade = runtime_imports(SERVICE / "telemetry" / "__init__.py")
+    assert not {imported for imported in facade if imported.startswith("opentelemetry")}
+    assert {imported for imported in facade if imported.startswith("service.telemetry.")} == {
+        "service.telemetry.sdk",  # inside `start`, once OTEL_* asks for an export
+        "service.telemetry.sdk.Exporting",
+    }
+    for name, imported in graph().items():
+        if not name.startswith("service.telemetry"):
+            assert not {target for target in imported if target.startswith("service.telemetry.")}, name
+
+
 def test_only_the_local_stack_imports_moto() -> None:
     outside = {name for name in importers_of(("moto",)) if not name.startswith("service.local")}
     assert outside == set()
@@ -141,12 +156,13 @@ def test_the_pure_core_imports_nothing_but_itself() -> None:
 
 
 def test_the_core_reaches_aws_only_through_the_store_and_the_error_classification() -> None:
-    """`service.ingest` is handed a store; of the AWS edge it imports the error classification alone."""
+    """`service.ingest` is handed a store; of the AWS edge it imports the error classification alone; of the rest,
+    the metrics registry and the telemetry facade (`from service import telemetry`, hence `service`)."""
     edges = graph()
     for name, imported in edges.items():
         if name.startswith("service.ingest"):
             reached = {target for target in imported if not target.startswith("service.ingest")}
-            assert reached <= {"service.aws.errors", "service.metrics"}, name
+            assert reached <= {"service", "service.aws.errors", "service.metrics", "service.telemetry"}, name
 
 
 def test_the_runtimes_do_not_reach_into_each_other() -> None:

@@ -43,6 +43,7 @@ class Message:
     body: str
     receive_count: int
     sent_at_ms: int | None
+    trace_header: str | None = None  # AWSTraceHeader: the X-Ray context of whoever sent it (S3, backfill)
     received_at: float = field(default_factory=time.monotonic)
 
 
@@ -55,6 +56,7 @@ def message_from_sqs(raw: MessageTypeDef) -> Message:
         body=raw.get("Body", ""),
         receive_count=int(attributes.get("ApproximateReceiveCount", "1")),
         sent_at_ms=int(sent) if sent else None,
+        trace_header=attributes.get("AWSTraceHeader"),
     )
 
 
@@ -117,7 +119,7 @@ class Queue:
             QueueUrl=self.url,
             MaxNumberOfMessages=max_messages,
             WaitTimeSeconds=wait_s,
-            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp"],
+            MessageSystemAttributeNames=["ApproximateReceiveCount", "SentTimestamp", "AWSTraceHeader"],
             **kwargs,
         )
         return [message_from_sqs(raw) for raw in response.get("Messages", [])]  # absent when empty

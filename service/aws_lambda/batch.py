@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, NamedTuple
 
 import structlog
 
+from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
 from service.aws.queue import Message, send_to_dead_letter
 from service.ingest.outcomes import Disposition, Outcome
@@ -52,7 +53,7 @@ class Batch:
         self._metrics = metrics
         self._dead_letter = dead_letter
 
-    async def settle(self, messages: Sequence[Message], budget_s: float) -> dict[str, Reply]:
+    async def settle(self, messages: Sequence[Message], budget_s: float, queue: str = "") -> dict[str, Reply]:
         """Every message's reply, by message id. What is unfinished after `budget_s` is cancelled and released;
         with no budget left, no put starts at all."""
         self._metrics.messages["received"] += len(messages)
@@ -62,7 +63,7 @@ class Batch:
                 deadline = time.monotonic() + budget_s  # a throttled put retries in its slot until then
                 async with asyncio.timeout(budget_s), asyncio.TaskGroup() as group:
                     for message in messages:
-                        group.create_task(self._settle(message, replies, deadline))
+                        group.create_task(self._settle(message, replies, deadline, queue))
             except TimeoutError:
                 pass  # the group has cancelled and awaited the unfinished ones
         unfinished = [message for message in messages if message.message_id not in replies]
@@ -73,16 +74,18 @@ class Batch:
                 replies[message.message_id] = self._release("deadline")
         return replies
 
-    async def _settle(self, message: Message, replies: dict[str, Reply], deadline: float) -> None:
+    async def _settle(self, message: Message, replies: dict[str, Reply], deadline: float, queue: str) -> None:
         structlog.contextvars.bind_contextvars(messageId=message.message_id, receiveCount=message.receive_count)
         if message.sent_at_ms:
             self._metrics.sample(self._metrics.message_age_s, time.time() - message.sent_at_ms / 1000)
-        try:
-            settlement = await self._ingest.settle_body(message.body, deadline, message.sent_at_ms)
-            replies[message.message_id] = await self._reply(message, settlement)
-        except Exception:  # a bug, not an AWS failure: keep this message, settle the others
-            log.exception("message.unexpected_error")
-            replies[message.message_id] = self._release("unexpected_error")
+        with telemetry.process(queue, message.message_id, message.receive_count, message.trace_header) as span:
+            try:
+                settlement = await self._ingest.settle_body(message.body, deadline, message.sent_at_ms)
+                telemetry.disposed(span, settlement.disposition, settlement.reason)
+                replies[message.message_id] = await self._reply(message, settlement)
+            except Exception:  # a bug, not an AWS failure: keep this message, settle the others
+                log.exception("message.unexpected_error")
+                replies[message.message_id] = self._release("unexpected_error")
 
     async def _reply(self, message: Message, settlement: Settlement) -> Reply:
         if settlement.disposition is Disposition.DELETE:

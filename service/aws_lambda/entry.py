@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 
 import structlog
 
+from service import telemetry
 from service.aws.clients import make_session, open_sqs
 from service.aws_lambda.batch import Batch, DeadLetter, Reply
 from service.aws_lambda.event import InvalidEventError, parse_event
@@ -61,8 +62,10 @@ class LambdaRuntime:
         self._runner = asyncio.Runner()
         self._exits = AsyncExitStack()
         self._metrics = Metrics()
+        telemetry.start(otlp_metrics=settings.metrics_exporter in ("otlp", "both"))
+        emf, otlp = telemetry.metrics_outputs(settings.metrics_exporter, settings.metrics_dimensions, self._gauges)
         self._emitter = MetricsEmitter(
-            self._metrics, settings.metrics_namespace, settings.metrics_dimensions, self._gauges
+            self._metrics, settings.metrics_namespace, settings.metrics_dimensions, self._gauges, emf=emf, otlp=otlp
         )
         self._limiter: Limiter | None = None
         self._batch: Batch | None = None
@@ -77,12 +80,21 @@ class LambdaRuntime:
         return self._runner.get_loop()
 
     def invoke(self, event: object, context: LambdaContext) -> Response:
-        return self._runner.run(self._invoke(event, context))
+        try:
+            return self._runner.run(self._traced(event, context))
+        finally:
+            telemetry.flush()  # Lambda freezes the environment once the handler returns
 
     def close(self) -> None:
-        """Close the clients, then the loop."""
+        """Close the clients, then the loop, then the exporters."""
         self._runner.run(self._exits.aclose())
         self._runner.close()
+        telemetry.stop()
+
+    async def _traced(self, event: object, context: LambdaContext) -> Response:
+        """The invocation's span, in the runner's own context (the one every invocation's tasks copy)."""
+        with telemetry.invocation(context.aws_request_id, cold=self._batch is None):
+            return await self._invoke(event, context)
 
     async def _invoke(self, event: object, context: LambdaContext) -> Response:
         structlog.contextvars.clear_contextvars()  # the runner's context outlives each invocation
@@ -96,7 +108,7 @@ class LambdaRuntime:
         cold = self._batch is None
         batch = self._batch or await self._open()
         budget_ms = context.get_remaining_time_in_millis() - self.settings.lambda_deadline_margin_ms
-        replies = await batch.settle(messages, budget_ms / 1000)
+        replies = await batch.settle(messages, budget_ms / 1000, sqs_event.queue or "")
         failures = [message.message_id for message in messages if not replies[message.message_id].acknowledged]
         log.info(
             "invocation.finished",
@@ -106,7 +118,7 @@ class LambdaRuntime:
             coldStart=cold,
             remainingMs=context.get_remaining_time_in_millis(),
         )
-        if self.settings.metrics_enabled:
+        if self.settings.metrics_on:
             self._emitter.flush()
         _raise_if_the_environment_failed(list(replies.values()))
         return {"batchItemFailures": [{"itemIdentifier": message_id} for message_id in failures]}

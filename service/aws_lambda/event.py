@@ -47,6 +47,7 @@ def _message(record: object) -> Message:
         body=body if isinstance(body, str) else "",  # no body: the core quarantines it as not JSON
         receive_count=_number(attributes.get("ApproximateReceiveCount")) or 1,
         sent_at_ms=_number(attributes.get("SentTimestamp")),
+        trace_header=trace if isinstance(trace := attributes.get("AWSTraceHeader"), str) else None,
     )
 
 

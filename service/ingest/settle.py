@@ -21,6 +21,7 @@ from typing import Protocol
 
 import structlog
 
+from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code
 from service.ingest.events import Entry, ObjectRecord, PoisonMessageError, SkippedRecord, parse_body, screen
 from service.ingest.items import Item, build_item
@@ -136,14 +137,16 @@ class Ingest:
                 if isinstance(entry, SkippedRecord):
                     settled.append(self._skipped(entry))
                     continue
-                await self._limiter.acquire()
+                with telemetry.waited("slot"):
+                    await self._limiter.acquire()
                 settled.append(puts.create_task(self._put_in_slot(entry, deadline, sent_s)))
         return [record if isinstance(record, Settled) else record.result() for record in settled]
 
     async def _settle(self, entry: Entry, deadline: float | None, sent_s: float | None) -> Settled:
         if isinstance(entry, SkippedRecord):
             return self._skipped(entry)
-        await self._limiter.acquire()
+        with telemetry.waited("slot"):
+            await self._limiter.acquire()
         return await self._put_in_slot(entry, deadline, sent_s)
 
     async def _put_in_slot(self, record: ObjectRecord, deadline: float | None, sent_s: float | None) -> Settled:
@@ -159,6 +162,13 @@ class Ingest:
         return Settled(Outcome.SKIPPED)
 
     async def _put(self, record: ObjectRecord, deadline: float | None, sent_s: float | None) -> Settled:
+        """The record's write, traced (its span is the DynamoDB span) with its outcome."""
+        with telemetry.write() as span:
+            settled = await self._write(record, deadline, sent_s)
+            span.note(outcome="throttled" if settled.kind is ErrorKind.THROTTLED else settled.outcome.value)
+        return settled
+
+    async def _write(self, record: ObjectRecord, deadline: float | None, sent_s: float | None) -> Settled:
         now = datetime.now(UTC)
         fields = {"bucket": record.bucket, "key": record.key}
         try:  # the item is built inside the record's own error handling: its content ends in an outcome

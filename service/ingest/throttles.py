@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 
 import structlog
 
+from service import telemetry
 from service.aws.errors import ErrorKind, ThrottleScope, classify, error_code, throttle_scopes
 from service.ingest.items import Item
 from service.ingest.limiter import Limiter
@@ -47,7 +48,8 @@ class ThrottledPuts:
         while True:
             attempt += 1
             epoch = self._limiter.epoch
-            pace_epoch = await self._pace.turn(deadline)
+            with telemetry.waited("pace"):
+                pace_epoch = await self._pace.turn(deadline)
             try:
                 result = await self._put(item)
             except Exception as exc:

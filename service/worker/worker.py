@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING
 
 import structlog
 
+from service import telemetry
 from service.aws.clients import make_session, open_sqs
 from service.aws.errors import ErrorKind, classify, error_code, pauses_intake
 from service.aws.queue import Message, Queue
@@ -65,6 +66,7 @@ class Worker:
             queue, settings.visibility_timeout_seconds, settings.visibility_extension_max_seconds
         )
         self._disposal = Disposal(settings, queue, metrics, self._intake)
+        self._queue_name = telemetry.queue_name(queue.url)
         self._tasks: set[asyncio.Task[None]] = set()
         self._held: dict[Message, int] = {}  # the bytes of each body still held
 
@@ -85,15 +87,14 @@ class Worker:
         """Poll until `stop` is set, then drain within the shutdown timeout and release what is left."""
         self._ingest = ingest
         log.info("worker.started", **self._settings.public_view())
+        settings = self._settings
+        emf, otlp = telemetry.metrics_outputs(settings.metrics_exporter, settings.metrics_dimensions, self.gauges)
         emitter = MetricsEmitter(
-            self._metrics,
-            self._settings.metrics_namespace,
-            self._settings.metrics_dimensions,
-            self.gauges,
+            self._metrics, settings.metrics_namespace, settings.metrics_dimensions, self.gauges, emf=emf, otlp=otlp
         )
         async with asyncio.TaskGroup() as work:
             helpers = [work.create_task(self._in_flight.keep_visible())]
-            if self._settings.metrics_enabled:
+            if self._settings.metrics_on:
                 helpers.append(work.create_task(self._report(emitter)))
             async with asyncio.TaskGroup() as pollers:
                 pollers.create_task(self._poll(stop, work, pollers))
@@ -102,7 +103,7 @@ class Worker:
             for helper in helpers:
                 helper.cancel()
         await self._in_flight.release_all()
-        if self._settings.metrics_enabled:
+        if self._settings.metrics_on:
             emitter.flush()
         self._heartbeat.beat(force=True)
         log.info("worker.stopped")
@@ -166,18 +167,23 @@ class Worker:
         """One long poll, cancelled at once if `stop` is set."""
         if self._in_flight.visibility_s is None:
             self._in_flight.visibility_s = await self._queue.visibility_timeout()
-        receive = asyncio.ensure_future(
-            self._queue.receive(slots, self._settings.receive_wait_seconds, self._settings.visibility_timeout_seconds)
-        )
-        stopped = asyncio.ensure_future(stop.wait())
-        try:
-            await asyncio.wait({receive, stopped}, return_when=asyncio.FIRST_COMPLETED)
-        finally:
-            stopped.cancel()
-            if not receive.done():  # a receive cut short leaves its messages for another poll
-                receive.cancel()
-                await asyncio.wait({receive})
-        return [] if receive.cancelled() else receive.result()
+        with telemetry.receive(self._queue_name) as span:
+            receive = asyncio.ensure_future(
+                self._queue.receive(
+                    slots, self._settings.receive_wait_seconds, self._settings.visibility_timeout_seconds
+                )
+            )
+            stopped = asyncio.ensure_future(stop.wait())
+            try:
+                await asyncio.wait({receive, stopped}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                stopped.cancel()
+                if not receive.done():  # a receive cut short leaves its messages for another poll
+                    receive.cancel()
+                    await asyncio.wait({receive})
+            messages = [] if receive.cancelled() else receive.result()
+            span.note(messages=len(messages))
+        return messages
 
     def _receive_failed(self, exc: Exception) -> None:
         kind = classify(exc)
@@ -199,7 +205,10 @@ class Worker:
             self._metrics.sample(self._metrics.message_age_s, time.time() - message.sent_at_ms / 1000)
         cancelled = False
         try:
-            await self._process(message)
+            with telemetry.process(
+                self._queue_name, message.message_id, message.receive_count, message.trace_header
+            ) as span:
+                await self._process(message, span)
         except Exception:  # a bug, not an AWS failure: keep the message and keep the worker running
             log.exception("message.unexpected_error")
             await self._disposal.apply(message, Disposition.RELEASE, "unexpected_error")
@@ -211,11 +220,12 @@ class Worker:
             if not cancelled:
                 self._in_flight.done(message)
 
-    async def _process(self, message: Message) -> None:
+    async def _process(self, message: Message, span: telemetry.Span) -> None:
         # The message's slot passes to its first record: nothing awaits between this release and that acquire.
         self._limiter.release()
         deadline = self._in_flight.deadline(message)
         settlement = await self._ingest.settle_body(message.body, deadline, message.sent_at_ms)
+        telemetry.disposed(span, settlement.disposition, settlement.reason)
         if settlement.disposition is not Disposition.QUARANTINE:  # only the dead-letter queue needs the body
             self._drop_body(message)
         await self._disposal.apply(message, settlement.disposition, settlement.reason, detail=settlement.detail)
@@ -261,4 +271,6 @@ async def run_worker(settings: Settings, stop: asyncio.Event, *, session: aiobot
         metrics = Metrics()
         worker = Worker(settings, queue, metrics)
         ingest = await open_ingest(stack, settings, metrics, worker.limiter, session=session, watcher=worker)
+        telemetry.start(otlp_metrics=settings.metrics_exporter in ("otlp", "both"))
+        stack.callback(telemetry.stop)  # after the last flush: what is pending is exported
         await worker.run(stop, ingest)

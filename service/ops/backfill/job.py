@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TextIO
 
 import structlog
 
-from service import process
+from service import process, telemetry
 from service.aws.clients import make_session, open_s3, open_sqs
 from service.compose import open_ingest
 from service.config import IngestSettings, TableSettings
@@ -44,6 +44,8 @@ async def backfill_command(
     trust = settings.trust() if isinstance(settings, IngestSettings) else ANY_SENDER
     session = make_session()
     async with AsyncExitStack() as stack:
+        if telemetry.start():
+            stack.callback(telemetry.stop)
         try:
             trust.bucket(options.bucket)  # the worker's rule: it would quarantine every event of another
             objects = await _objects(await open_s3(stack, session, 2), options)

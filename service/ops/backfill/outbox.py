@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code
 from service.ops.backfill.objects import Listed
 from service.ops.backfill.pacing import TokenBucket, wait_or_stop
@@ -78,6 +79,11 @@ class Outbox:
     async def _attempt(self, todo: dict[str, Entry], bodies: dict[str, str], attempt: int, out: Delivery) -> None:
         """One SendMessageBatch of what is left in `todo`; what SQS took moves from `todo` to `out.sent`."""
         entries: Any = [{"Id": id_, "MessageBody": bodies[id_]} for id_ in todo]
+        if trace_header := telemetry.trace_header():  # the worker's process span links back to this send
+            for entry in entries:
+                entry["MessageSystemAttributes"] = {
+                    "AWSTraceHeader": {"DataType": "String", "StringValue": trace_header}
+                }
         try:
             response = await self._sqs.send_message_batch(QueueUrl=self._queue_url, Entries=entries)
         except Exception as exc:  # noqa: BLE001 - classified: tried again, or the run stops

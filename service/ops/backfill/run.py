@@ -18,6 +18,7 @@ from typing import Any
 
 import structlog
 
+from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code
 from service.ingest.events import ObjectRecord
 from service.ingest.settle import Ingest
@@ -104,7 +105,8 @@ class Backfill:
             etag=obj.etag,  # without its quotes, as S3 events carry it
             version_id=obj.version_id,
         )
-        settled = (await self._ingest.settle([record], time.monotonic() + THROTTLE_RETRY_S)).records[0]
+        with telemetry.backfill_object(obj.key):
+            settled = (await self._ingest.settle([record], time.monotonic() + THROTTLE_RETRY_S)).records[0]
         if settled.kind in _FATAL:
             self._abort(f"put_{settled.kind}", settled.kind, settled.error)
         return settled.outcome.value

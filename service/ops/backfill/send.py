@@ -19,12 +19,13 @@ from typing import TYPE_CHECKING, Any
 
 import structlog
 
+from service import telemetry
 from service.aws.errors import ErrorKind, classify, error_code
 from service.aws.queue import SQS_BATCH_MAX
 from service.ops.backfill.notification import notification_body
 from service.ops.backfill.objects import Listed, skip_reason
 from service.ops.backfill.options import Options
-from service.ops.backfill.outbox import Entry, Outbox
+from service.ops.backfill.outbox import Delivery, Entry, Outbox
 from service.ops.backfill.pacing import BacklogGate, TokenBucket
 from service.ops.backfill.progress import ResumePoint, Tally
 from service.text import cut
@@ -44,6 +45,7 @@ class Sender:
         self._gate = None if options.max_backlog is None else BacklogGate(sqs, options.queue_url, options.max_backlog)
         self._objects = objects
         self._options = options
+        self._queue_name = telemetry.queue_name(options.queue_url)
         self._stop = asyncio.Event()
         self.tally = Tally()
         self.resume = ResumePoint(options.start_after)
@@ -100,7 +102,7 @@ class Sender:
     async def _work(self, batches: asyncio.Queue[list[Entry] | None]) -> None:
         while (batch := await batches.get()) is not None:
             # After a stop, a batch not yet sent is never settled: the resume point stays before it.
-            delivery = None if self._stop.is_set() else await self._outbox.send(batch, self._stop)
+            delivery = None if self._stop.is_set() else await self._send(batch)
             if self._gate:
                 self._gate.sent(len(batch))
             if delivery is None:
@@ -111,6 +113,11 @@ class Sender:
                 self._settle(index, obj, "failed")
             if delivery.error:
                 self._abort("send_failed", *delivery.error)
+
+    async def _send(self, batch: list[Entry]) -> Delivery | None:
+        """One batch, in its own span; each message carries the span's context as its AWSTraceHeader."""
+        with telemetry.send(self._queue_name, len(batch)):
+            return await self._outbox.send(batch, self._stop)
 
     def _settle(self, index: int, obj: Listed, outcome: str, reason: str | None = None) -> None:
         self.tally.add(outcome, reason)
