@@ -38,6 +38,7 @@ RECORD_NOTES = ("object_missing",)  # counted in RecordsSkipped too: the reason,
 MESSAGE_EVENTS = ("received", "deleted", "released", "quarantined", "untrusted", "delete_failed")
 THROTTLE_SCOPES = ("key_range", "table_capacity", "account_limit", "other")  # service.aws.errors.ThrottleScope
 Figure = float | Distribution
+DISTRIBUTIONS = ("QueueLag", "EventAge")  # figures that are EMF distributions; OTLP histograms
 
 
 def _camel(name: str) -> str:
@@ -95,7 +96,7 @@ class Metrics:
         if self.message_age_s:
             figures["MessageAgeP50"] = round(percentile(self.message_age_s, 0.50), 3)
             figures["MessageAgeMax"] = round(self.message_age_s.peak, 3)
-        for name, series in (("QueueLag", self.queue_lag_s), ("EventAge", self.event_age_s)):
+        for name, series in zip(DISTRIBUTIONS, (self.queue_lag_s, self.event_age_s), strict=True):
             if series:
                 figures[name] = distribution(series)
         figures |= gauges
@@ -152,7 +153,7 @@ class MetricsEmitter:
         out: TextIO | None = None,
         *,
         emf: bool = True,
-        otlp: Callable[[Mapping[str, float]], None] | None = None,
+        otlp: Callable[[Mapping[str, Figure]], None] | None = None,
     ) -> None:
         self._metrics = metrics
         self._namespace = namespace

@@ -107,6 +107,11 @@ def _emits(namespace: str, dimension: str) -> Callable[[str, Observed], None]:
     return check
 
 
+def _no_emf(runtime: str, observed: Observed) -> None:
+    """METRICS_EXPORTER=none: the items are written (the case's keys), and no EMF line is."""
+    assert _emf(runtime, observed) == [], observed.stdout
+
+
 def _logged_as(level: str, form: str) -> Callable[[str, Observed], None]:
     def check(runtime: str, observed: Observed) -> None:
         assert observed.logging
@@ -203,6 +208,13 @@ CASES: dict[str, Case] = {
     "metrics_enabled": _metrics({}, "PhotoIngest", "Service"),
     "metrics_namespace": _metrics({"METRICS_NAMESPACE": "MatrixSpace"}, "MatrixSpace", "Service"),
     "metrics_dimensions": _metrics({"METRICS_DIMENSIONS": '{"Fleet": "matrix"}'}, "PhotoIngest", "Fleet"),
+    "metrics_exporter": Case(  # otlp and both: tests/test_telemetry.py, with an OTLP receiver
+        {"METRICS_ENABLED": "true", "METRICS_EXPORTER": "none"},
+        BOTH,
+        NOTIFIED,
+        {"backfill": "backfill prints a summary, not metrics", "backfill-queue": "the sender prints a summary"},
+        check=_no_emf,
+    ),
     "health_file": Case(
         {},  # the base environment names a file of the test's own
         BOTH,

@@ -23,6 +23,7 @@ from service import telemetry
 from service.aws_lambda import entry, handler
 from service.logs import trace_ids
 from service.metrics import METRIC_UNITS
+from service.telemetry.meters import FRESHNESS_BUCKETS_S
 from tests import test_backfill as backfill
 from tests.bodies import direct, direct_many, photos
 from tests.conftest import BUCKET, Stack, deleted, run_until
@@ -166,6 +167,11 @@ async def test_metrics_exporter_otlp_exports_the_emf_names_units_and_dimensions(
     assert limit.gauge.data_points
     [latency] = otlp.metric("PutLatencyP50")
     assert latency.unit == "ms"
+    [lag] = otlp.metric("QueueLag")  # an EMF distribution: an OTLP histogram, one value per item written
+    [point] = lag.histogram.data_points
+    assert (lag.unit, point.count, list(point.explicit_bounds)) == ("s", 3, list(FRESHNESS_BUCKETS_S))
+    assert point.sum >= 0
+    assert attributes(point) == {"Service": "photo-ingest"}
     assert '"RecordsInserted":3' in capsys.readouterr().out  # and the EMF line
 
 

@@ -21,6 +21,7 @@ from typing import TYPE_CHECKING, Protocol
 import structlog
 
 if TYPE_CHECKING:
+    from service.metrics import Figure
     from service.telemetry.sdk import Exporting
     from service.telemetry.spans import Spans
 
@@ -92,7 +93,7 @@ def stop() -> None:
     _exporting = _spans = None
 
 
-Sink = Callable[[Mapping[str, float]], None]
+Sink = Callable[[Mapping[str, "Figure"]], None]
 
 
 def metrics_outputs(

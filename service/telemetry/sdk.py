@@ -18,6 +18,7 @@ from opentelemetry.sdk.resources import SERVICE_NAME, Resource
 from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor
 
+from service.metrics import Figure
 from service.telemetry.meters import OtlpMetrics, views
 from service.telemetry.spans import Spans
 
@@ -58,7 +59,7 @@ class Exporting:
 
     def metrics_sink(
         self, dimensions: Mapping[str, str], gauges: Callable[[], Mapping[str, float]]
-    ) -> Callable[[Mapping[str, float]], None] | None:
+    ) -> Callable[[Mapping[str, Figure]], None] | None:
         if self._meter_provider is None:
             return None
         return OtlpMetrics(self._meter_provider.get_meter(NAME), dimensions, gauges).record
