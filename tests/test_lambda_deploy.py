@@ -16,7 +16,7 @@ from moto.cloudformation.parsing import get_model_map
 
 from service.aws_lambda.settings import LambdaSettings
 from tests.conftest import REGION, Stack
-from tests.templates import resolved, statements
+from tests.templates import actions_of, resolved, statements
 
 ROOT = Path(__file__).parent.parent
 TEMPLATE = ROOT / "config" / "lambda.yaml"
@@ -67,6 +67,32 @@ def test_the_function_role_grants_exactly_its_seven_actions_each_on_its_one_reso
     existing = resolved(template()["Resources"]["FunctionRole"]["Properties"], {"CreatesTable": False})
     [write] = [s for p in existing["Policies"] for s in statements(p) if s["Sid"] == "WritePhotos"]
     assert write["Resource"] == {"Fn::Sub": TABLE_ARN}  # an existing table: that one, by name
+
+
+def test_write_mode_and_verify_objects_are_parameters_with_their_grants() -> None:
+    """WRITE_MODE and VERIFY_OBJECTS reach the function from parameters (the Lambda handler honours both), and each
+    adds its grants only when chosen: PartiQLInsert and GetItem on the table; GetObject under the prefix and
+    ListBucket on the bucket (so a missing object answers 404)."""
+    variables = template()["Resources"]["Function"]["Properties"]["Environment"]["Variables"]
+    assert (variables["WRITE_MODE"], variables["VERIFY_OBJECTS"]) == ({"Ref": "WriteMode"}, {"Ref": "VerifyObjects"})
+    parameters = template()["Parameters"]
+    assert (parameters["WriteMode"]["Default"], parameters["VerifyObjects"]["Default"]) == ("put", "false")
+
+    def granted(conditions: dict[str, bool]) -> dict[str, Any]:
+        role = resolved(template()["Resources"]["FunctionRole"]["Properties"], conditions)
+        return {a: s["Resource"] for p in role["Policies"] for s in statements(p) for a in actions_of(s)}
+
+    both = granted({"WritesInBatches": True, "VerifiesObjects": True})
+    assert both.keys() - FUNCTION_ACTIONS.keys() == {
+        "dynamodb:PartiQLInsert",
+        "dynamodb:GetItem",
+        "s3:GetObject",
+        "s3:ListBucket",
+    }
+    assert both["dynamodb:PartiQLInsert"] == both["dynamodb:GetItem"] == {"Fn::GetAtt": ["PhotosTable", "Arn"]}
+    assert both["s3:GetObject"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}/${RawPrefix}*"}
+    assert both["s3:ListBucket"] == {"Fn::Sub": "arn:${AWS::Partition}:s3:::${RawBucketName}"}
+    assert granted({}) == FUNCTION_ACTIONS
 
 
 def test_the_mapping_reports_batch_item_failures_in_batches_of_ten() -> None:
