@@ -5,6 +5,7 @@ which lists exactly the lock's packages at the lock's versions."""
 from __future__ import annotations
 
 import json
+import re
 import subprocess
 import sys
 import tomllib
@@ -76,3 +77,18 @@ def test_the_sbom_lists_exactly_the_locks_packages_and_versions(tmp_path: Path) 
     assert f"tools/sbom.py config/requirements.lock {VERSION} dist/photo-ingest-{VERSION}.cdx.json" in make(
         "-n", "sbom"
     )
+
+
+def test_the_changelog_has_a_dated_section_with_upgrading_notes_for_this_version() -> None:
+    """A platform pins a version: CHANGELOG.md has its section, dated, with the outputs it changes under
+    "Upgrading", below an empty-or-not "Unreleased" and above every older release, newest first."""
+    version = tomllib.loads((ROOT / "pyproject.toml").read_text())["project"]["version"]
+    text = (ROOT / "CHANGELOG.md").read_text()
+    releases = re.findall(r"^## \[([^\]]+)\](?: - (\d{4}-\d{2}-\d{2}))?$", text, flags=re.MULTILINE)
+    assert releases[0] == ("Unreleased", "")
+    assert releases[1][0] == version
+    assert releases[1][1], "the release is dated"
+    numbers = [tuple(int(part) for part in name.split(".")) for name, _ in releases[1:]]
+    assert numbers == sorted(numbers, reverse=True)
+    this_release = text.split(f"## [{version}]", 1)[1].split("\n## [", 1)[0]
+    assert "\n### Upgrading\n" in this_release
