@@ -32,6 +32,10 @@ NAMES = {
 }
 
 
+# The span events that time a wait for our own limits, by what was waited for (greppable, named in the docs)
+WAITED = {"slot": "slot.waited", "pace": "pace.waited"}
+
+
 class Noted:
     """A started span, as the facade's callers see it: `note` sets attributes by their short names."""
 
@@ -101,7 +105,7 @@ class Spans:
         try:
             yield
         finally:
-            span.add_event(f"{what}.waited", {"wait_ms": round((time.perf_counter() - started) * 1000, 3)})
+            span.add_event(WAITED[what], {"wait_ms": round((time.perf_counter() - started) * 1000, 3)})
 
     def trace_header(self) -> str | None:
         carrier: dict[str, str] = {}
