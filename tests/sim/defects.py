@@ -23,9 +23,9 @@ from service.worker import worker
 def _delete_before_put() -> Any:
     process = worker.Worker._process
 
-    async def planted(self: Any, message: Any) -> None:
+    async def planted(self: Any, message: Any, *rest: Any) -> None:  # rest: what else `_process` takes (its span)
         await self._disposal.apply(message, Disposition.DELETE, "")
-        await process(self, message)
+        await process(self, message, *rest)
 
     return mock.patch.object(worker.Worker, "_process", planted)
 
@@ -45,9 +45,9 @@ def _ignore_failed_deletes() -> Any:
 
 
 def _double_release() -> Any:
-    async def planted(self: Any, record: Any, deadline: float | None) -> Any:
+    async def planted(self: Any, record: Any, *rest: Any) -> Any:  # rest: the deadline, and what else `_put` takes
         try:
-            return await self._put(record, deadline)
+            return await self._put(record, *rest)
         finally:
             self._limiter.release()
             self._limiter.release()
