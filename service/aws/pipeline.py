@@ -46,8 +46,8 @@ def trim(client: Any) -> None:
     resolver = client._ruleset_resolver  # botocore has no public hook for this
     if resolver is not None:
         resolver.construct_endpoint = _cached(resolver.construct_endpoint)
-    factory = client._endpoint._response_parser_factory
-    if not hasattr(factory.create_parser, "cache_info"):  # a parser keeps no state between responses
+    factory = getattr(getattr(client, "_endpoint", None), "_response_parser_factory", None)  # none: simulated
+    if factory is not None and not hasattr(factory.create_parser, "cache_info"):  # a parser keeps no state
         factory.create_parser = functools.lru_cache(maxsize=8)(factory.create_parser)
     host_from_url = auth._host_from_url  # type: ignore[attr-defined]
     if not hasattr(host_from_url, "cache_info"):  # a pure function of the URL, which a client never changes
