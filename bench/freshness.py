@@ -73,7 +73,8 @@ def main(argv: list[str] | None = None) -> int:
     opts = Options(worker_env=dict(DEFAULT_ENV))
     names = contenders([n.strip() for n in args.contenders.split(",") if n.strip()], opts)
     env = environment()
-    print(f"bench.freshness: {', '.join(names)} at {args.rtts} ms on {env['cpus']} CPUs (load {os.getloadavg()[0]:.2f})")
+    load = os.getloadavg()[0]
+    print(f"bench.freshness: {', '.join(names)} at {args.rtts} ms on {env['cpus']} CPUs (load {load:.2f})")
     started = time.monotonic()
     try:
         rows, capacities = measure(args, opts, names)

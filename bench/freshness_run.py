@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import tempfile
+import time
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -68,7 +69,9 @@ def loads(contender: str, plan: Plan, capacity_msg_s: float, opts: Options) -> l
 
 def _load(stage: Stage, plan: Plan, load: float, rate: float, indices: range) -> dict[str, Any]:
     bodies = [stage.jobs.bodies[i] for i in indices]
+    cpu0 = time.process_time()
     sent = asyncio.run(send_steady(stage.control.port, stage.queue_url, bodies, rate, plan.rtt_ms / 1000))
+    sender_cores = (time.process_time() - cpu0) / max(sent.finished - sent.started, 1e-9)
     wait_progress(stage, deleted=indices.stop)
     written = stage.control.call("writes")["written_at"]
     sent_at = {stage.jobs.photos[indices.start + i].photo_id: t for i, t in sent.at.items()}
@@ -79,6 +82,7 @@ def _load(stage: Stage, plan: Plan, load: float, rate: float, indices: range) ->
         "offered_msg_s": round(rate, 1),
         "sent_msg_s": round(sent.rate, 1),
         "sender_max_late_ms": round(sent.max_late_s * 1000, 1),
+        "sender_cores": round(sender_cores, 2),  # the sender's own CPU, taken from the same 2 cores
         "warmup_excluded": len(sent.at) - len(lag_s) - missing,
         "missing_writes": missing,
         **stats.summarize(lag_s, plan.rtt_ms),

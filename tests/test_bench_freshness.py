@@ -35,7 +35,7 @@ def test_percentile_is_the_nearest_rank_an_observed_value() -> None:
 def test_percentile_refuses_no_values_and_a_fraction_out_of_range() -> None:
     with pytest.raises(ValueError, match="no values"):
         stats.percentile([], 50)
-    with pytest.raises(ValueError, match="not in 0..100"):
+    with pytest.raises(ValueError, match=r"not in 0\.\.100"):
         stats.percentile([1.0], 101)
 
 
