@@ -38,6 +38,7 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--capacity-n", type=int, default=4_000, help="messages drained to measure capacity")
     parser.add_argument("--results", type=os.path.abspath, default=str(RESULTS))
     parser.add_argument("--tag", default="", help="appended to the results file's name")
+    parser.add_argument("--service-path", help="PYTHONPATH for photo-ingest: a scratch copy of service/ to try")
     return parser.parse_args(argv)
 
 
@@ -70,7 +71,7 @@ def measure(args: argparse.Namespace, opts: Options, names: list[str]) -> tuple[
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
-    opts = Options(worker_env=dict(DEFAULT_ENV))
+    opts = Options(worker_env=dict(DEFAULT_ENV), service_path=args.service_path)
     names = contenders([n.strip() for n in args.contenders.split(",") if n.strip()], opts)
     env = environment()
     load = os.getloadavg()[0]
@@ -90,6 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         "environment": env | {"loadavg_at_end": os.getloadavg(), "node_peer": opts.node_argv},
         "wall_s": round(time.monotonic() - started, 1),
         "worker_env": opts.worker_env,
+        "service_path": opts.service_path,
         "capacities": capacities,
         "rows": rows,
     }
