@@ -68,7 +68,7 @@ def alarms(template: dict[str, Any], names: dict[str, str]) -> list[Alarm]:
                 Alarm(
                     names[f"{logical_id}.Arn"],
                     key,
-                    p["Statistic"],
+                    p.get("Statistic") or p["ExtendedStatistic"],  # p99 for QueueLag
                     int(p["Period"]),
                     int(p["EvaluationPeriods"]),
                     threshold,

@@ -28,7 +28,8 @@ Semantics kept:
 - `--listeners K` serves the same state on K ports, so that each contender process can get its own port and
   every count is also kept per port (`by_listener` in the stats): who received, deleted, put, was throttled.
 
-Bench control (never delayed) lives under `/_bench/`: `stats`, `config?latency_ms=`, `arm`, and
+Bench control (never delayed) lives under `/_bench/`: `stats`, `config?latency_ms=`, `arm`, `writes` (each
+item's first write, `time.monotonic()`, by key: bench/freshness.py), and
 `wait?receivers=K` | `wait?deleted=N` | `wait?drained=1` (answers once the condition holds: no sleeps).
 Until `arm`, receives deliver nothing (they long-poll), so every contender process can finish starting up
 and be waiting before the clock starts.
@@ -294,6 +295,7 @@ class Endpoint:
         self.queues: dict[str, Queue] = {}
         self.tables: dict[str, dict[str, dict[str, Any]]] = {}
         self.table_keys: dict[str, list[str]] = {}
+        self.written_at: dict[str, float] = {}  # key -> time.monotonic() of its first write (bench/freshness.py)
         self.waiters: list[Waiter] = []
         self.conditions: list[tuple[str, float, HttpConnection]] = []
         self.request_ids = itertools.count(1)
@@ -669,6 +671,7 @@ class Endpoint:
             raise ApiError("ConditionalCheckFailedException", "The conditional request failed", extra)
         if key not in table:
             self.table_keys[str(params["TableName"])].append(key)
+            self.written_at[key] = time.monotonic()
         table[key] = item
         self.count("put.written", conn=conn)
         return {}
@@ -708,6 +711,7 @@ class Endpoint:
             return {"TableName": name, "Error": {"Code": "DuplicateItem", "Message": "Duplicate primary key"}}
         table[key] = item
         self.table_keys[name].append(key)
+        self.written_at[key] = time.monotonic()
         self.count("put.written", conn=conn)
         return {"TableName": name}
 
@@ -765,6 +769,8 @@ class Endpoint:
         command = url.path.removeprefix("/_bench/")
         if command == "stats":
             conn.respond(200, json.dumps(self.snapshot()).encode())
+        elif command == "writes":  # CLOCK_MONOTONIC is the machine's: the sender's clock too
+            conn.respond(200, json.dumps({"written_at": self.written_at}).encode())
         elif command == "config":
             self.latency_s = float(query.get("latency_ms", self.latency_s * 1000)) / 1000
             conn.respond(200, json.dumps({"latency_ms": self.latency_s * 1000}).encode())

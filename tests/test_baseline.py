@@ -5,8 +5,8 @@ Each target gets: the allowlists from its own parameters or overlay; TLS-only qu
 every sender but S3 for the bucket (or the topic) and the named operator and backfill roles; a dead-letter queue
 that only the quarantining role may send to; capabilities dropped, non-root and a read-only root where the
 target has them; the image pull scoped to its repository; alarms on untrusted messages, invalid items, conflicts,
-a non-empty DLQ, the oldest message's age, and (ECS, EKS) zero running workers. The first test finds every
-compute resource in config/, so a new target cannot ship without being listed here, and so checked."""
+a non-empty DLQ, the oldest message's age, QueueLag's p99, and (ECS, EKS) zero running workers. The first test
+finds every compute resource in config/, so a new target cannot ship without being listed here, and so checked."""
 
 from __future__ import annotations
 
@@ -48,6 +48,7 @@ ALARMS = {
     ("PhotoIngest", "RecordsConflict"),
     ("AWS/SQS", "ApproximateNumberOfMessagesVisible"),  # on the dead-letter queue
     ("AWS/SQS", "ApproximateAgeOfOldestMessage"),  # on the queue
+    ("PhotoIngest", "QueueLag"),  # its p99: how late photos reach the table
 }
 DATA_RESOURCES = {"AWS::SQS::Queue", "AWS::DynamoDB::Table", "AWS::S3::Bucket", "AWS::Logs::LogGroup"}
 
@@ -279,8 +280,8 @@ def test_the_image_pull_is_scoped_to_its_repository(target: Target) -> None:
 
 @pytest.mark.parametrize("target", TARGETS, ids=lambda t: t.name)
 def test_the_alarms_cover_the_trust_boundary_the_backlog_and_the_workers(target: Target) -> None:
-    """Untrusted messages, invalid items, conflicts, a non-empty DLQ, the oldest message's age; and for ECS and
-    EKS, zero running workers, with missing data breaching (no worker may publish nothing)."""
+    """Untrusted messages, invalid items, conflicts, a non-empty DLQ, the oldest message's age, QueueLag's p99; and
+    for ECS and EKS, zero running workers, with missing data breaching (no worker may publish nothing)."""
     alarms = [r["Properties"] for r in resources(target).values() if r["Type"] == "AWS::CloudWatch::Alarm"]
     watched = {(a["Namespace"], a["MetricName"]): a for a in alarms}
     assert set(watched) >= ALARMS
@@ -288,6 +289,9 @@ def test_the_alarms_cover_the_trust_boundary_the_backlog_and_the_workers(target:
     assert dlq == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["DeadLetterQueue", "QueueName"]}}]
     oldest = watched["AWS/SQS", "ApproximateAgeOfOldestMessage"]["Dimensions"]
     assert oldest == [{"Name": "QueueName", "Value": {"Fn::GetAtt": ["Queue", "QueueName"]}}]
+    lag = watched["PhotoIngest", "QueueLag"]
+    assert (lag["ExtendedStatistic"], lag["Threshold"]) == ("p99", {"Ref": "QueueLagAlarmSeconds"})
+    assert lag["Dimensions"] == watched["PhotoIngest", "MessagesUntrusted"]["Dimensions"]  # METRICS_DIMENSIONS
     zero = [
         a for a in alarms if a["ComparisonOperator"] == "LessThanThreshold" and a["TreatMissingData"] == "breaching"
     ]

@@ -36,6 +36,7 @@ PLACEHOLDERS = {
     "InvalidItemsAlarm.Arn": f"{ALARMS}:photo-ingest-invalid-items",
     "ConflictsAlarm.Arn": f"{ALARMS}:photo-ingest-conflicts",
     "NoRunningWorkersAlarm.Arn": f"{ALARMS}:photo-ingest-no-running-workers",
+    "QueueLagAlarm.Arn": f"{ALARMS}:photo-ingest-queue-lag",
 }
 STATISTICS = re.compile(r"SampleCount|Average|Sum|Minimum|Maximum|p\d{1,2}(\.\d+)?")
 GRID_WIDTH = 24
@@ -202,6 +203,27 @@ def test_the_pictures_alarms_are_the_templates_rules() -> None:
     untrusted = found[PLACEHOLDERS["UntrustedMessagesAlarm.Arn"]]
     assert untrusted.key in {line.key for widget in metric_widgets(standalone()) for line in metric_lines(widget)}
     assert untrusted.key == ("PhotoIngest", "MessagesUntrusted", (("Service", PLACEHOLDERS["AWS::StackName"]),))
+
+
+def test_the_queue_lag_alarm_watches_the_p99_the_dashboard_draws() -> None:
+    """QueueLagAlarm: QueueLag's p99 (an extended statistic) over 5 one-minute periods against the template's
+    default, on the same series as the dashboard's p99 line; a few slow photos in a minute do not move the p99."""
+    body = json.loads(template_body())
+    found = {alarm.arn: alarm for alarm in alarms(json.loads(json.dumps(template())), placeholders(body, standalone()))}
+    lag = found[PLACEHOLDERS["QueueLagAlarm.Arn"]]
+    assert lag.key == ("PhotoIngest", "QueueLag", (("Service", PLACEHOLDERS["AWS::StackName"]),))
+    assert (lag.stat, lag.period_s, lag.periods) == ("p99", 60, 5)
+    drawn = {(line.key, line.stat) for widget in metric_widgets(standalone()) for line in metric_lines(widget)}
+    assert (lag.key, "p99") in drawn
+    threshold = float(template()["Parameters"]["QueueLagAlarmSeconds"]["Default"])
+    assert lag.threshold == threshold
+
+    def minutes(slow: int, value: float) -> dict[Any, list[tuple[float, float]]]:
+        """Five minutes of 100 samples each: `slow` of them at `value` seconds, the rest at 0.1 s."""
+        return {lag.key: [(m * 60.0 + i * 0.5, value if i < slow else 0.1) for m in range(5) for i in range(100)]}
+
+    assert lag.state(minutes(1, threshold * 10), start_s=0) == ("OK", None)
+    assert lag.state(minutes(2, threshold + 1), start_s=0) == ("ALARM", 60)
 
 
 def recorded_worker_metrics(documents: list[dict[str, Any]]) -> set[str]:

@@ -317,7 +317,7 @@ def test_the_template_wires_bucket_queue_and_table_as_the_issue_asks() -> None:
     alarms = {r["Properties"]["MetricName"] for r in resources.values() if r["Type"] == "AWS::CloudWatch::Alarm"}
     assert alarms == {
         *("ApproximateNumberOfMessagesVisible", "ApproximateAgeOfOldestMessage", "MessagesUntrusted"),
-        *("RecordsInvalid", "RecordsConflict", "RunningTaskCount"),
+        *("RecordsInvalid", "RecordsConflict", "RunningTaskCount", "QueueLag"),
     }
     scaling = resources["BacklogPerTaskScaling"]["Properties"]["TargetTrackingScalingPolicyConfiguration"]
     metrics = {m["Id"]: m for m in scaling["CustomizedMetricSpecification"]["Metrics"]}
