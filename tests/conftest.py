@@ -18,6 +18,7 @@ from typing import Any
 
 import boto3
 import pytest
+import structlog
 import structlog.contextvars
 import structlog.testing
 from hypothesis import HealthCheck, settings
@@ -211,13 +212,24 @@ def emulator(request: pytest.FixtureRequest, moto_endpoint: str, monkeypatch: py
     return build_stack(endpoint, "ministack")
 
 
+@pytest.fixture(autouse=True)
+def logging_left_unconfigured() -> Iterator[None]:
+    """After each test, structlog as the tests have it: every level, nothing cached. A command that configures
+    logging in process (`configure_logging`: LOG_LEVEL INFO, loggers cached on first use) would otherwise hide
+    the DEBUG lines later tests count (`message.deleted`); such a test replaces `configure_logging` too."""
+    yield
+    structlog.reset_defaults()
+
+
 def capture_logs() -> Any:
-    """The in-process worker's log events as dicts, with the per-message context (messageId, receiveCount)."""
+    """The in-process worker's log events as dicts, with the per-message context (messageId, receiveCount), at
+    every level: `log_level` says which."""
     return structlog.testing.capture_logs(processors=[structlog.contextvars.merge_contextvars])
 
 
 def deleted(events: Iterable[dict[str, Any]]) -> set[str]:
-    """The ids of the messages the worker logged as deleted: an event, exact while the queue's counts are not."""
+    """The ids of the messages the worker logged as deleted: an event, exact while the queue's counts are not.
+    `message.deleted` is a DEBUG line: a worker process logs it with LOG_LEVEL=DEBUG (`tests.workers.worker_env`)."""
     return {str(event["messageId"]) for event in events if event.get("event") == "message.deleted"}
 
 

@@ -3,7 +3,8 @@ heals without a restart; `photo-ingest health` tells a live worker from a dead o
 
 Every worker here runs with RETRY_BACKOFF_MAX_SECONDS=1, so a released message is visible again after 1 s.
 While a worker runs, what it deleted is counted exactly: DeleteMessage calls at a counting proxy, or the
-`message.deleted` events in its log. The queue's approximate counts are read only once it has stopped.
+`message.deleted` events in its log (DEBUG lines: `worker_env` sets LOG_LEVEL=DEBUG). The queue's approximate
+counts are read only once it has stopped.
 """
 
 from __future__ import annotations

@@ -172,6 +172,9 @@ def environment_of(tmp: Path, **variables: str) -> Iterator[None]:
         for name in [*(name.upper() for cls in settings_classes() for name in cls.model_fields), *environment.RULES]:
             patch.delenv(name, raising=False)
         patch.chdir(tmp)
+        # Logging stays as the tests have it: configured by the handler, it would filter out DEBUG lines and cache
+        # loggers for the tests after this one.
+        patch.setattr(entry, "configure_logging", lambda *_: None)
         baseline = {"AWS_REGION": "us-east-1", "AWS_ENDPOINT_URL": CLOSED_PORT, "QUEUE_URL": QUEUE}
         for name, value in (baseline | variables).items():
             patch.setenv(name, value)

@@ -27,6 +27,7 @@ def start_worker(stack: Stack, tmp_path: Path, **env: str) -> subprocess.Popen[b
         "RECEIVE_WAIT_SECONDS": str(LONG_POLL_S),
         "SHUTDOWN_TIMEOUT_SECONDS": "10",
         "LOG_FORMAT": "json",
+        "LOG_LEVEL": "DEBUG",  # `deleted` counts `message.deleted` lines, logged at DEBUG
         "METRICS_ENABLED": "false",
         "HEALTH_FILE": str(tmp_path / "health"),
     }

@@ -22,11 +22,13 @@ import pytest
 from tests.conftest import Stack
 
 STOP_TIMEOUT_S = 15.0
+# A message's last line; `message.deleted` is a DEBUG line, there with `worker_env`'s LOG_LEVEL.
 DISPOSITIONS = frozenset({"message.deleted", "message.released", "message.quarantined", "message.delete_failed"})
 
 
 def worker_env(stack: Stack, endpoint: str, health_file: Path, **settings: object) -> dict[str, str]:
-    """The environment of one worker container: the SDK's variables, then the service's settings."""
+    """The environment of one worker container: the SDK's variables, then the service's settings (LOG_LEVEL
+    DEBUG unless `settings` says otherwise)."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("AWS_", "PYTEST", "COV_"))}
     env |= {
         "AWS_ENDPOINT_URL": endpoint,
@@ -43,6 +45,7 @@ def worker_env(stack: Stack, endpoint: str, health_file: Path, **settings: objec
         "RETRY_BACKOFF_MAX_SECONDS": "1",
         "SHUTDOWN_TIMEOUT_SECONDS": "5",
         "LOG_FORMAT": "json",
+        "LOG_LEVEL": "DEBUG",  # the tests count deletions by `message.deleted`, a DEBUG line; a test may set INFO
         "METRICS_ENABLED": "false",
         "HEALTH_FILE": str(health_file),
     }
