@@ -103,7 +103,7 @@ def test_the_recorded_lambda_events_are_acknowledged(
     stack: Stack, lambda_env: Callable[..., Handler], name: str
 ) -> None:
     """Lambda's own SQS events (an S3 notification outside the prefix, a foreign SNS message) are understood:
-    every message acknowledged, nothing written, one skip each with its reason."""
+    every message acknowledged (a DEBUG line), nothing written, one skip each with its reason."""
     function = lambda_env()
     with capture_logs() as logs:
         response = function(json.loads(event_body(name)), FakeContext())
@@ -111,9 +111,11 @@ def test_the_recorded_lambda_events_are_acknowledged(
     assert stack.items() == {}
     skipped = [entry["reason"] for entry in logs if entry["event"] == "record.skipped"]
     assert skipped == [{"sqs-lambda-event-s3": "outside_prefix"}.get(name, "not_an_s3_event")]
-    assert {entry["messageId"] for entry in logs if entry["event"] == "message.acknowledged"} == {
+    acknowledged = [entry for entry in logs if entry["event"] == "message.acknowledged"]
+    assert {entry["messageId"] for entry in acknowledged} == {
         record["messageId"] for record in json.loads(event_body(name))["Records"]
     }
+    assert {entry["log_level"] for entry in acknowledged} == {"debug"}  # as the worker's `message.deleted`
 
 
 @pytest.mark.parametrize("dead_letter", [True, False], ids=["with-dlq", "without-dlq"])

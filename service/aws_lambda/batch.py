@@ -90,7 +90,7 @@ class Batch:
     async def _reply(self, message: Message, settlement: Settlement) -> Reply:
         if settlement.disposition is Disposition.DELETE:
             self._metrics.messages["deleted"] += 1  # by the event source mapping, once the invocation returns
-            log.info("message.acknowledged")
+            log.debug("message.acknowledged")  # DEBUG, as the worker's `message.deleted`
             return Reply(acknowledged=True)
         if settlement.disposition is Disposition.QUARANTINE:
             return await self._quarantine(message, settlement.reason, settlement.detail)

@@ -49,7 +49,7 @@ class Disposal:
     async def _delete(self, message: Message) -> None:
         if await self._queue.delete(message):
             self._metrics.messages["deleted"] += 1
-            log.info("message.deleted")
+            log.debug("message.deleted")  # INFO is for each photo's `photo.inserted`; MessagesDeleted counts these
         else:
             self._metrics.messages["delete_failed"] += 1
             log.warning("message.delete_failed", note="it will be delivered again; the put is idempotent")

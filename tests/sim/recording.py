@@ -1,7 +1,9 @@
 """The product's log lines, recorded instead of printed: counted per process and event (for the accounting),
 and written into the history with the message or photo they name. Debug lines are left out, so a run's
-history does not depend on the level another test configured. A line logged with an exception that is not an
-AWS failure (`message.unexpected_error`, `message.parse_failed`...) is a bug: it breaks an invariant."""
+history does not depend on the level another test configured: `message.deleted` and `message.acknowledged` are
+among them, and the accounting counts deletions by the metric and the queue's own `delete` instead. A line
+logged with an exception that is not an AWS failure (`message.unexpected_error`, `message.parse_failed`...) is
+a bug: it breaks an invariant."""
 
 from __future__ import annotations
 
