@@ -1,8 +1,10 @@
 """structlog set-up: one event per line, JSON in containers, colours on a terminal.
 
-Event names are dotted nouns (`photo.inserted`, `message.deleted`); values are fields. Per-message context
-(`messageId`, `receiveCount`) is bound through contextvars, which each asyncio task copies, so concurrent
-messages never see each other's fields.
+Event names are dotted nouns (`photo.inserted`, `message.deleted`); values are fields. At INFO a stored photo is
+one line, its `photo.inserted`: the product's record. `message.deleted` is a DEBUG line: each line is a flushed
+write, and the `MessagesDeleted` metric counts deletions already. Per-message context (`messageId`,
+`receiveCount`) is bound through contextvars, which each asyncio task copies, so concurrent messages never see
+each other's fields.
 
 Whatever a message holds, a line stays readable and bounded (docs/security.md, "What reaches logs and
 terminals"), in both formats, in one place, `BoundedRenderer`:
