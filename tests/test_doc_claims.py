@@ -347,6 +347,66 @@ def _in_code(name: str) -> bool:
         return False
 
 
+# "`message.deleted` at `DEBUG`", "`photo.inserted` or `photo.duplicate` at `INFO`": events, and the level a page
+# says they are logged at.
+LEVEL_CLAIM = re.compile(
+    r"((?:`[a-z_]+\.[a-z_]+`\s+(?:or|and)\s+)*`[a-z_]+\.[a-z_]+`)(?:\s+lines?)?\s+at\s+`(DEBUG|INFO|WARNING|ERROR)`"
+)
+LOG_METHODS = {"debug": "DEBUG", "info": "INFO", "warning": "WARNING", "error": "ERROR", "exception": "ERROR"}
+
+
+def logged_levels() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
+    """The levels service/ logs each event at, from its `log.<level>("noun.event")` calls, and those of the
+    f-string prefixes (`log.info(f"photo.{outcome}")`)."""
+    names: dict[str, set[str]] = {}
+    prefixes: dict[str, set[str]] = {}
+    for path in (ROOT / "service").rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text())):
+            if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
+                continue
+            level, first = LOG_METHODS.get(node.func.attr), node.args[0]
+            if level is None:
+                continue
+            if isinstance(first, ast.Constant) and re.fullmatch(r"[a-z_]+\.[a-z_]+", str(first.value)):
+                names.setdefault(str(first.value), set()).add(level)
+            elif isinstance(first, ast.JoinedStr) and first.values and isinstance(first.values[0], ast.Constant):
+                prefixes.setdefault(str(first.values[0].value), set()).add(level)
+    return names, prefixes
+
+
+def level_claims(text: str) -> list[tuple[str, str]]:
+    """(event, level) for each event a text says is logged at a level."""
+    return [
+        (event, level)
+        for events, level in LEVEL_CLAIM.findall(text)
+        for event in re.findall(r"`([a-z_]+\.[a-z_]+)`", events)
+    ]
+
+
+def test_the_level_claims_are_found() -> None:
+    text = "`photo.inserted` or `photo.duplicate` at `INFO`; `message.deleted` lines at `DEBUG`; `a.b`, `c.d` at `INFO`"
+    assert level_claims(text) == [
+        ("photo.inserted", "INFO"),
+        ("photo.duplicate", "INFO"),
+        ("message.deleted", "DEBUG"),
+        ("c.d", "INFO"),
+    ]
+    claims = {claim for path in DOCS for claim in level_claims(path.read_text())}
+    assert {("message.deleted", "DEBUG"), ("photo.inserted", "INFO"), ("message.quarantined", "ERROR")} <= claims
+
+
+@pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
+def test_every_log_level_claimed_is_the_codes(path: Path) -> None:
+    """A page's "`message.deleted` at `DEBUG`": the code logs that event at that level, and at no other."""
+    names, prefixes = logged_levels()
+    wrong: dict[str, str] = {}
+    for event, level in level_claims(path.read_text()):
+        levels = names.get(event) or next((found for head, found in prefixes.items() if event.startswith(head)), set())
+        if levels != {level}:
+            wrong[event] = f"claimed at {level}, logged at {sorted(levels) or 'no level found'}"
+    assert wrong == {}
+
+
 @pytest.mark.parametrize("path", DOCS, ids=lambda path: str(path.relative_to(ROOT)))
 def test_every_settings_table_row_gives_the_codes_default(path: Path) -> None:
     """A `| `SETTING` | `default` | ... |` row on any page gives the default the code has."""
