@@ -42,6 +42,7 @@ def _cmd_run(args: argparse.Namespace) -> int:
     settings = process.load_settings(Settings)
     configure_logging(settings.log_level, settings.log_format)
     process.quiet_collector()
+    process.bounded_heap()
     with asyncio.Runner(loop_factory=process.event_loop_factory()) as runner:
         return runner.run(_run_command(settings))
 

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import ctypes
 import gc
 import math
 import os
@@ -28,6 +29,11 @@ EXIT_OK, EXIT_FAILED, EXIT_USAGE = 0, 1, 2
 # The cyclic collector's first threshold: it runs once this many more container objects live than at its last run.
 # Python's 700 made it run every few messages, about 15% of the worker's CPU (docs/performance.md).
 COLLECTOR_YOUNG_OBJECTS = 50_000
+# glibc serves a block of this size or more from its own mapping, handed back to the system when freed. Its default
+# starts here but rises to the largest block ever freed, so after a few 1 MiB bodies they stay in the heap's arenas
+# and the peak RSS outgrows MAX_IN_FLIGHT_BYTES (docs/performance.md, "Memory bounded by bytes"). Fixing it holds it.
+MMAP_THRESHOLD_BYTES = 128 * 1024
+_M_MMAP_THRESHOLD = -3  # <malloc.h>
 SettingsT = TypeVar("SettingsT", bound=HealthSettings)
 Handler = Callable[[argparse.Namespace], int]
 
@@ -94,6 +100,19 @@ def quiet_collector() -> None:
     gc.freeze()
     _, middle, old = gc.get_threshold()
     gc.set_threshold(COLLECTOR_YOUNG_OBJECTS, middle, old)
+
+
+def bounded_heap() -> bool:
+    """For a long-running worker: large blocks (message bodies, response buffers) go back to the system when
+    freed, so the memory a body held is released with it. Skipped when the operator set glibc's own
+    `MALLOC_MMAP_THRESHOLD_`, or where the C library is not glibc. True when the setting took."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return False
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):  # no C library to load, or one without mallopt (macOS)
+        return False
+    return bool(mallopt(_M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES))
 
 
 def install_stop_handlers(stop: asyncio.Event) -> None:

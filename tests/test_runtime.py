@@ -49,3 +49,14 @@ def test_without_the_extra_the_standard_library_is_used(monkeypatch: pytest.Monk
     assert logs._orjson_dumps() is None
     monkeypatch.setitem(sys.modules, "uvloop", None)
     assert process.event_loop_factory() is None
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="glibc's mallopt")
+def test_the_worker_fixes_glibcs_mmap_threshold(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    assert process.bounded_heap() is True
+
+
+def test_an_operators_own_mmap_threshold_is_left_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "262144")
+    assert process.bounded_heap() is False
