@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ast
 import contextlib
+import functools
 import importlib
 import io
 import json
@@ -305,12 +306,18 @@ async def test_the_backfill_logs_each_put_as_operations_md_says(
     assert {item["eventName"]["S"] for item in items} == {event_name}
 
 
+@functools.cache
+def service_trees() -> tuple[ast.Module, ...]:
+    """Every module of service/, parsed once for all the tests that read the code."""
+    return tuple(ast.parse(path.read_text()) for path in sorted((ROOT / "service").rglob("*.py")))
+
+
 def logged_events() -> tuple[set[str], set[str]]:
     """The event names service/ logs: string literals shaped `noun.event`, and the prefixes of f-strings that
     make one (`f"photo.{outcome}"`)."""
     names, prefixes = set(), set()
-    for path in (ROOT / "service").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for tree in service_trees():
+        for node in ast.walk(tree):
             if isinstance(node, ast.Constant) and isinstance(node.value, str):
                 if re.fullmatch(r"[a-z_]+\.[a-z_]+", node.value):
                     names.add(node.value)
@@ -360,8 +367,8 @@ def logged_levels() -> tuple[dict[str, set[str]], dict[str, set[str]]]:
     f-string prefixes (`log.info(f"photo.{outcome}")`)."""
     names: dict[str, set[str]] = {}
     prefixes: dict[str, set[str]] = {}
-    for path in (ROOT / "service").rglob("*.py"):
-        for node in ast.walk(ast.parse(path.read_text())):
+    for tree in service_trees():
+        for node in ast.walk(tree):
             if not (isinstance(node, ast.Call) and isinstance(node.func, ast.Attribute) and node.args):
                 continue
             level, first = LOG_METHODS.get(node.func.attr), node.args[0]
