@@ -25,6 +25,7 @@ from hypothesis import HealthCheck, settings
 from moto.moto_server.threaded_moto_server import ThreadedMotoServer
 
 from service.config import Settings
+from service.local.endpoint import serialize_sqs_deletes
 from tests.emulators import MOTO_CANNOT_BATCH, ministack_server, reset_ministack
 
 # The property tests assert on what each example does, never on how long it took: on a loaded 2-core machine
@@ -44,6 +45,7 @@ def event_body(name: str) -> str:
 
 @pytest.fixture(scope="session")
 def moto_endpoint() -> Iterator[str]:
+    serialize_sqs_deletes()  # as `photo-ingest local` does: moto's concurrent deletes otherwise lose messages' deletion
     server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
     server.start()
     host, port = server.get_host_and_port()

@@ -12,6 +12,7 @@ import os
 import socket
 from collections.abc import Iterator
 from contextlib import contextmanager
+from typing import Any
 
 INSTALL_HINT = "pip install 'photo-ingest[local]'"
 HOST = "127.0.0.1"
@@ -55,6 +56,7 @@ def running(port: int = 0) -> Iterator[str]:
     from moto.server import ThreadedMotoServer  # noqa: PLC0415 - moto is the optional extra `local`
 
     logging.getLogger("werkzeug").setLevel(logging.WARNING)  # no line per request on stderr
+    serialize_sqs_deletes()
     server = ThreadedMotoServer(ip_address=HOST, port=port, verbose=False)
     server.start()
     try:
@@ -64,6 +66,26 @@ def running(port: int = 0) -> Iterator[str]:
             yield endpoint
     finally:
         server.stop()
+
+
+def serialize_sqs_deletes() -> None:
+    """moto's SQS deletes a message by rebuilding its queue's message list without a lock, so two deletes at once
+    (the worker sends a DeleteMessageBatch per receive, and moto serves each request on its own thread) can each
+    put back the message the other removed: it is delivered again after both deletes succeeded. SQS itself may
+    deliver a deleted message again only rarely (the worker then finds its item and deletes it again); a local
+    run should not make it routine. Each delete now holds the queue's own lock, as moto's sends do. Idempotent."""
+    from moto.sqs.models import Queue  # noqa: PLC0415 - moto is the optional extra `local`
+
+    original: Any = Queue.delete_message
+    if getattr(original, "serialized", False):
+        return
+
+    def delete_message(queue: Any, receipt_handle: str) -> None:
+        with queue._messages_lock:  # the lock moto's own sends take
+            original(queue, receipt_handle)
+
+    delete_message.serialized = True  # type: ignore[attr-defined]
+    Queue.delete_message = delete_message  # type: ignore[method-assign,assignment]
 
 
 @contextmanager
